@@ -1,0 +1,5 @@
+//! # pagewire-bench
+//!
+//! Dirty-page traces (format, generators, recorder), the migration simulator and reports.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]

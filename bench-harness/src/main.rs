@@ -1,0 +1,2 @@
+//! The `pagewire` command-line tool.
+fn main() {}

@@ -1,0 +1,18 @@
+//! # pagewire-codec
+//!
+//! The sans-IO core of pagewire: page encodings, the wire frames of the migration protocol,
+//! page bitmaps, and (in later modules) page-selection strategies and the source/destination
+//! session state machines. No sockets, no async, no clock of its own, no panics on any input,
+//! bounded memory. `spec/wire.md` is the normative description of the bytes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bitmap;
+pub mod hash;
+pub mod page;
+pub mod record;
+
+pub use bitmap::PageBitmap;
+pub use hash::ContentHash;
+pub use page::{InvalidPageSize, PageCount, PageNumber, PageSize};
+pub use record::{Encoding, EncodingSet, PageRecord, RecordBody};
