@@ -3,3 +3,6 @@
 //! Dirty-page traces (format, generators, recorder), the migration simulator and reports.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod recorder;
+pub mod trace;

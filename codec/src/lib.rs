@@ -8,9 +8,22 @@
 #![warn(missing_docs)]
 
 pub mod bitmap;
+pub mod cache;
+pub mod compress;
+pub mod decoder;
+pub mod dedup;
+pub mod encoder;
+pub mod error;
+pub mod frame;
 pub mod hash;
+pub mod memory;
 pub mod page;
+pub mod phase;
 pub mod record;
+pub mod select;
+pub mod varint;
+pub mod xbzrle;
+pub mod zero;
 
 pub use bitmap::PageBitmap;
 pub use hash::ContentHash;

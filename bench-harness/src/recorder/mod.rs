@@ -1,0 +1,1 @@
+//! The recorder: captures the writes of a real Linux process into a trace.

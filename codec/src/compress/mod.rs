@@ -1,0 +1,1 @@
+//! Page compression: LZ4 and zstd pages, and LZ4-compressed XBZRLE deltas.

@@ -1,0 +1,1 @@
+//! The destination-side decoder: applies page records to destination memory.

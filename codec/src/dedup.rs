@@ -1,0 +1,1 @@
+//! Dedup: references to pages whose identical content the destination already holds.

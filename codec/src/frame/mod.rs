@@ -1,0 +1,1 @@
+//! Frames: the stream header and every frame of the migration protocol.

@@ -1,0 +1,1 @@
+//! Migration phases and which frames each phase allows.

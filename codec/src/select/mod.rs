@@ -1,0 +1,1 @@
+//! Page-selection strategies: which pages each iteration sends, and when to stop.

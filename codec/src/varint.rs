@@ -1,0 +1,1 @@
+//! LEB128 variable-length integers as the wire uses them (minimal encodings only).

@@ -1,0 +1,1 @@
+//! XBZRLE: QEMU's delta encoding of a page against its previous version.

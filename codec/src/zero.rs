@@ -1,0 +1,1 @@
+//! Zero pages: detecting an all-zero page at memory speed, and runs of zero pages.
