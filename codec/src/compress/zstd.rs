@@ -72,8 +72,16 @@ impl ZstdCompressor {
         if self.out.len() < limit {
             self.out.resize(limit, 0);
         }
+        self.last_len = 0;
         let len = self.cctx.compress2(&mut self.out[..limit], input).ok()?;
+        self.last_len = len;
         Some(&self.out[..len])
+    }
+
+    /// The frame the last call to [`compress`](Self::compress) returned (empty if it
+    /// returned `None`).
+    pub fn last_output(&self) -> &[u8] {
+        &self.out[..self.last_len]
     }
 }
 
