@@ -240,7 +240,10 @@ mod tests {
         assert!(!set.insert(PageNumber(10)));
         assert!(!set.remove(PageNumber(u64::MAX)));
         set.insert_range(PageNumber(8), 100);
-        assert_eq!(set.iter().collect::<Vec<_>>(), [PageNumber(8), PageNumber(9)]);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [PageNumber(8), PageNumber(9)]
+        );
     }
 
     #[test]

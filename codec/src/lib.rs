@@ -26,6 +26,9 @@ pub mod xbzrle;
 pub mod zero;
 
 pub use bitmap::PageBitmap;
+pub use error::{EncodeError, Error, InvalidMessage, PeerIncompatible, PeerMisbehaved};
+pub use frame::{Frame, FrameDecoder, FrameType, Limits, StreamHeader};
 pub use hash::ContentHash;
 pub use page::{InvalidPageSize, PageCount, PageNumber, PageSize};
+pub use phase::{Direction, Phase, PhaseTracker};
 pub use record::{Encoding, EncodingSet, PageRecord, RecordBody};
