@@ -221,6 +221,9 @@ mod tests {
         let set = EncodingSet::all_known();
         assert_eq!(set.0.count_ones() as usize, Encoding::KNOWN.len());
         assert!(!set.contains(Encoding::Unknown(0x40)));
-        assert_eq!(EncodingSet::empty().with(Encoding::Unknown(200)), EncodingSet::empty());
+        assert_eq!(
+            EncodingSet::empty().with(Encoding::Unknown(200)),
+            EncodingSet::empty()
+        );
     }
 }

@@ -1,1 +1,383 @@
 //! Frames: the stream header and every frame of the migration protocol.
+//!
+//! Each direction of a connection is a byte stream: a 16-byte [`StreamHeader`], then frames.
+//! A frame is an 8-byte [`FrameHeader`] (`type u16 LE | flags u16 LE | length u32 LE`) and a
+//! payload of `length` bytes whose layout depends on the type. `spec/wire.md` is the
+//! normative description; each submodule documents the payload it owns.
+//!
+//! Encoding writes into any [`BufMut`]; decoding reads from [`Bytes`] and slices page
+//! payloads out of it without copying. Every length is checked against [`Limits`] before it
+//! is used; a frame that does not parse is an [`InvalidMessage`], one that names pages
+//! outside the memory or an encoding not negotiated is [`PeerMisbehaved`], an unknown
+//! mandatory type is [`PeerIncompatible`](crate::error::PeerIncompatible). An unknown
+//! *optional* type (bit 15 set) is skipped.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use pagewire_codec::frame::{Abort, AbortReason, Frame, FrameDecoder, Limits, StreamHeader};
+//! let limits = Limits::default();
+//! let mut wire = Vec::new();
+//! StreamHeader::current().encode(&mut wire);
+//! let abort = Frame::Abort(Abort { reason: AbortReason::Cancelled, message: "operator".into() });
+//! abort.encode(&mut wire, &limits).unwrap();
+//!
+//! // Bytes may arrive in any pieces.
+//! let mut decoder = FrameDecoder::new(limits);
+//! let (first, second) = wire.split_at(11);
+//! decoder.push(first);
+//! assert_eq!(decoder.poll(), Ok(None));
+//! decoder.push(second);
+//! assert_eq!(decoder.poll(), Ok(Some(abort)));
+//! ```
+//!
+//! [`InvalidMessage`]: crate::error::InvalidMessage
+//! [`PeerMisbehaved`]: crate::error::PeerMisbehaved
+
+mod bitmap;
+mod commit;
+mod control;
+mod header;
+mod hello;
+mod iteration;
+mod limits;
+mod page_batch;
+mod reader;
+mod reason;
+mod types;
+
+pub use bitmap::{BitmapForm, BitmapFrame, BitmapKind, bitmap_form};
+pub use commit::{CommitAnswer, CommitDigest};
+pub use control::{Abort, DeviceState, PageRequest, ReservationAnswer, Resume};
+pub use header::{FrameHeader, OLDEST_READABLE_VERSION, StreamHeader, VERSION};
+pub use hello::{Features, Hello, MigrationId, Negotiated, Role};
+pub use iteration::{Iteration, IterationEnd};
+pub use limits::Limits;
+pub use page_batch::PageBatch;
+pub use reader::Reader;
+pub use reason::{AbortReason, RefusalReason};
+pub use types::FrameType;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::error::{EncodeError, Error, InvalidMessage};
+
+/// One decoded frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// HELLO (both directions).
+    Hello(Hello),
+    /// RESERVATION (destination to source).
+    Reservation(ReservationAnswer),
+    /// RESUME (destination to source).
+    Resume(Resume),
+    /// ITERATION_START (source to destination): payload `iteration u64`.
+    IterationStart(Iteration),
+    /// PAGE_BATCH (source to destination).
+    PageBatch(PageBatch),
+    /// ITERATION_END (source to destination).
+    IterationEnd(IterationEnd),
+    /// BITMAP (either direction, see [`BitmapKind`]).
+    Bitmap(BitmapFrame),
+    /// SUSPEND (source to destination): empty payload.
+    Suspend,
+    /// DEVICE_STATE (source to destination).
+    DeviceState(DeviceState),
+    /// POSTCOPY_BEGIN (source to destination): empty payload.
+    PostcopyBegin,
+    /// PAGE_REQUEST (destination to source).
+    PageRequest(PageRequest),
+    /// COMMIT_DIGEST (source to destination).
+    CommitDigest(CommitDigest),
+    /// COMMIT_ANSWER (destination to source).
+    CommitAnswer(CommitAnswer),
+    /// ACTIVATE (source to destination): empty payload.
+    Activate,
+    /// ACTIVATED (destination to source): empty payload.
+    Activated,
+    /// ABORT (either direction).
+    Abort(Abort),
+}
+
+impl Frame {
+    /// The frame's type.
+    pub fn frame_type(&self) -> FrameType {
+        match self {
+            Frame::Hello(_) => FrameType::HELLO,
+            Frame::Reservation(_) => FrameType::RESERVATION,
+            Frame::Resume(_) => FrameType::RESUME,
+            Frame::IterationStart(_) => FrameType::ITERATION_START,
+            Frame::PageBatch(_) => FrameType::PAGE_BATCH,
+            Frame::IterationEnd(_) => FrameType::ITERATION_END,
+            Frame::Bitmap(_) => FrameType::BITMAP,
+            Frame::Suspend => FrameType::SUSPEND,
+            Frame::DeviceState(_) => FrameType::DEVICE_STATE,
+            Frame::PostcopyBegin => FrameType::POSTCOPY_BEGIN,
+            Frame::PageRequest(_) => FrameType::PAGE_REQUEST,
+            Frame::CommitDigest(_) => FrameType::COMMIT_DIGEST,
+            Frame::CommitAnswer(_) => FrameType::COMMIT_ANSWER,
+            Frame::Activate => FrameType::ACTIVATE,
+            Frame::Activated => FrameType::ACTIVATED,
+            Frame::Abort(_) => FrameType::ABORT,
+        }
+    }
+
+    /// The payload's length in bytes.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Frame::Hello(hello) => hello.payload_len(),
+            Frame::Reservation(_) => ReservationAnswer::PAYLOAD_LEN,
+            Frame::Resume(resume) => resume.payload_len(),
+            Frame::IterationStart(_) => 8,
+            Frame::PageBatch(batch) => batch.payload_len(),
+            Frame::IterationEnd(_) => IterationEnd::PAYLOAD_LEN,
+            Frame::Bitmap(bitmap) => bitmap.payload_len(),
+            Frame::Suspend | Frame::PostcopyBegin | Frame::Activate | Frame::Activated => 0,
+            Frame::DeviceState(state) => state.payload_len(),
+            Frame::PageRequest(request) => request.payload_len(),
+            Frame::CommitDigest(digest) => digest.payload_len(),
+            Frame::CommitAnswer(answer) => answer.payload_len(),
+            Frame::Abort(abort) => abort.payload_len(),
+        }
+    }
+
+    /// The frame's length on the wire: header and payload.
+    pub fn encoded_len(&self) -> usize {
+        FrameHeader::LEN + self.payload_len()
+    }
+
+    /// Checks the frame against what a receiver with `limits` accepts, without writing it.
+    ///
+    /// Everything [`Frame::decode`] checks on the value is checked here, so a frame that
+    /// passes is one the receiver decodes (phase rules aside, see [`crate::phase`]).
+    pub fn check(&self, limits: &Limits) -> Result<(), EncodeError> {
+        let length = self.payload_len() as u64;
+        let max = limits.max_frame_payload.min(Limits::HARD_MAX_FRAME_PAYLOAD);
+        if length > u64::from(max) {
+            return Err(EncodeError::PayloadTooLarge {
+                length,
+                max: max.into(),
+            });
+        }
+        match self {
+            Frame::Hello(hello) => hello.check()?,
+            Frame::PageBatch(batch) => batch.check(limits)?,
+            Frame::Bitmap(BitmapFrame { pages, .. })
+            | Frame::Resume(Resume {
+                received: pages, ..
+            }) => {
+                if pages.page_count() != limits.page_count {
+                    return Err(crate::error::PeerMisbehaved::PageCountMismatch {
+                        field: "bitmap page count",
+                        expected: limits.page_count,
+                        got: pages.page_count(),
+                    }
+                    .into());
+                }
+            }
+            Frame::DeviceState(state) => state.check(limits)?,
+            Frame::PageRequest(request) => request.check(limits)?,
+            Frame::CommitDigest(digest) => digest.check(limits)?,
+            Frame::CommitAnswer(answer) => answer.check(limits)?,
+            Frame::Abort(abort) => abort.check(limits)?,
+            Frame::Reservation(_)
+            | Frame::IterationStart(_)
+            | Frame::IterationEnd(_)
+            | Frame::Suspend
+            | Frame::PostcopyBegin
+            | Frame::Activate
+            | Frame::Activated => {}
+        }
+        Ok(())
+    }
+
+    /// Appends the frame (header and payload) to `out`, after checking it with
+    /// [`Frame::check`] against the *receiver's* limits. On error nothing is written.
+    pub fn encode<B: BufMut>(&self, out: &mut B, limits: &Limits) -> Result<(), EncodeError> {
+        self.check(limits)?;
+        FrameHeader {
+            frame_type: self.frame_type(),
+            length: self.payload_len() as u32,
+        }
+        .encode(out);
+        match self {
+            Frame::Hello(hello) => hello.encode_payload(out),
+            Frame::Reservation(answer) => answer.encode_payload(out),
+            Frame::Resume(resume) => resume.encode_payload(out),
+            Frame::IterationStart(iteration) => out.put_u64_le(iteration.0),
+            Frame::PageBatch(batch) => batch.encode_payload(out),
+            Frame::IterationEnd(end) => end.encode_payload(out),
+            Frame::Bitmap(bitmap) => bitmap.encode_payload(out),
+            Frame::Suspend | Frame::PostcopyBegin | Frame::Activate | Frame::Activated => {}
+            Frame::DeviceState(state) => state.encode_payload(out),
+            Frame::PageRequest(request) => request.encode_payload(out),
+            Frame::CommitDigest(digest) => digest.encode_payload(out),
+            Frame::CommitAnswer(answer) => answer.encode_payload(out),
+            Frame::Abort(abort) => abort.encode_payload(out),
+        }
+        Ok(())
+    }
+
+    /// Reads one whole frame from the front of `input` and advances past it. Returns
+    /// `Ok(None)` for a frame of an unknown optional type, which is skipped.
+    ///
+    /// `input` must hold the whole frame; a short input is
+    /// [`InvalidMessage::Truncated`]. (Use [`FrameDecoder`] for a stream arriving in pieces.)
+    pub fn decode(input: &mut Bytes, limits: &Limits) -> Result<Option<Frame>, Error> {
+        let mut reader = Reader::new(input.clone());
+        let header = FrameHeader::parse(reader.array("frame header")?, limits)?;
+        let payload = reader.take("frame payload", header.length as usize)?;
+        let frame = Frame::decode_payload(header, payload, limits)?;
+        input.advance(FrameHeader::LEN + header.length as usize);
+        Ok(frame)
+    }
+
+    /// Decodes the payload of a frame whose header was parsed with [`FrameHeader::parse`].
+    /// Returns `Ok(None)` for an unknown optional type.
+    pub fn decode_payload(
+        header: FrameHeader,
+        payload: Bytes,
+        limits: &Limits,
+    ) -> Result<Option<Frame>, Error> {
+        let frame_type = header.frame_type;
+        let mut reader = Reader::new(payload);
+        let r = &mut reader;
+        let frame = match frame_type {
+            FrameType::HELLO => Frame::Hello(Hello::decode_payload(r)?),
+            FrameType::RESERVATION => Frame::Reservation(ReservationAnswer::decode_payload(r)?),
+            FrameType::RESUME => Frame::Resume(Resume::decode_payload(r, limits)?),
+            FrameType::ITERATION_START => {
+                Frame::IterationStart(Iteration(r.u64("iteration start")?))
+            }
+            FrameType::PAGE_BATCH => Frame::PageBatch(PageBatch::decode_payload(r, limits)?),
+            FrameType::ITERATION_END => Frame::IterationEnd(IterationEnd::decode_payload(r)?),
+            FrameType::BITMAP => Frame::Bitmap(BitmapFrame::decode_payload(r, limits)?),
+            FrameType::SUSPEND => Frame::Suspend,
+            FrameType::DEVICE_STATE => Frame::DeviceState(DeviceState::decode_payload(r, limits)?),
+            FrameType::POSTCOPY_BEGIN => Frame::PostcopyBegin,
+            FrameType::PAGE_REQUEST => Frame::PageRequest(PageRequest::decode_payload(r, limits)?),
+            FrameType::COMMIT_DIGEST => {
+                Frame::CommitDigest(CommitDigest::decode_payload(r, limits)?)
+            }
+            FrameType::COMMIT_ANSWER => {
+                Frame::CommitAnswer(CommitAnswer::decode_payload(r, limits)?)
+            }
+            FrameType::ACTIVATE => Frame::Activate,
+            FrameType::ACTIVATED => Frame::Activated,
+            FrameType::ABORT => Frame::Abort(Abort::decode_payload(r, limits)?),
+            other if other.is_optional() => return Ok(None),
+            other => {
+                return Err(crate::error::PeerIncompatible::UnknownMandatoryFrame(other).into());
+            }
+        };
+        reader.finish(frame_type)?;
+        Ok(Some(frame))
+    }
+}
+
+/// A sans-IO decoder for one direction of a connection: push bytes as they arrive, poll
+/// frames out.
+///
+/// It checks the stream header first, then parses each frame header as soon as its 8 bytes
+/// are in, so an over-long frame is refused before its payload is buffered. Unknown optional
+/// frames are skipped (and counted). Received bytes are copied once into an internal buffer
+/// to reassemble frames; page payloads of decoded frames are slices of that buffer.
+///
+/// After an error the stream cannot be trusted: the decoder keeps returning the error.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    limits: Limits,
+    buffer: BytesMut,
+    version: Option<u16>,
+    skipped: u64,
+    failed: Option<Error>,
+}
+
+impl FrameDecoder {
+    /// A decoder that accepts frames within `limits`.
+    pub fn new(limits: Limits) -> FrameDecoder {
+        FrameDecoder {
+            limits,
+            buffer: BytesMut::new(),
+            version: None,
+            skipped: 0,
+            failed: None,
+        }
+    }
+
+    /// The limits frames are decoded within.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Changes the limits (after the hellos, set the negotiated memory and encodings).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The stream's protocol version, once its header has been read.
+    pub fn version(&self) -> Option<u16> {
+        self.version
+    }
+
+    /// How many frames of unknown optional types were skipped.
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped
+    }
+
+    /// How many received bytes are buffered and not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The next frame, `Ok(None)` if more bytes are needed.
+    pub fn poll(&mut self) -> Result<Option<Frame>, Error> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let result = self.poll_inner();
+        if let Err(error) = &result {
+            self.failed = Some(error.clone());
+        }
+        result
+    }
+
+    fn poll_inner(&mut self) -> Result<Option<Frame>, Error> {
+        if self.version.is_none() {
+            if self.buffer.len() < StreamHeader::LEN {
+                // Reject a wrong magic as soon as its bytes are in.
+                let seen = self.buffer.len().min(8);
+                if self.buffer[..seen] != StreamHeader::MAGIC[..seen] {
+                    let mut magic = [0u8; 8];
+                    magic[..seen].copy_from_slice(&self.buffer[..seen]);
+                    return Err(InvalidMessage::BadMagic(magic).into());
+                }
+                return Ok(None);
+            }
+            let mut header = self.buffer.split_to(StreamHeader::LEN).freeze();
+            self.version = Some(StreamHeader::decode(&mut header)?.version);
+        }
+        loop {
+            let Some(header_bytes) = self.buffer.get(..FrameHeader::LEN) else {
+                return Ok(None);
+            };
+            let header =
+                FrameHeader::parse(header_bytes.try_into().expect("8 bytes"), &self.limits)?;
+            let total = FrameHeader::LEN + header.length as usize;
+            if self.buffer.len() < total {
+                self.buffer.reserve(total - self.buffer.len());
+                return Ok(None);
+            }
+            let mut frame = self.buffer.split_to(total).freeze();
+            frame.advance(FrameHeader::LEN);
+            match Frame::decode_payload(header, frame, &self.limits)? {
+                Some(frame) => return Ok(Some(frame)),
+                None => self.skipped += 1,
+            }
+        }
+    }
+}
