@@ -140,9 +140,14 @@ impl Recorder {
         let pid = target.pid();
         let open = |name: &str| {
             let path = pid.proc_path(name);
-            File::open(&path).map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => RecorderError::NoSuchProcess { pid },
-                _ => RecorderError::proc_access(path, source),
+            File::open(&path).map_err(|source| {
+                if source.kind() == io::ErrorKind::NotFound
+                    || source.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32)
+                {
+                    RecorderError::NoSuchProcess { pid }
+                } else {
+                    RecorderError::proc_access(path, source)
+                }
             })
         };
         let opened = (|| Ok((open("mem")?, open("pagemap")?, system_page_size()?)))();
@@ -310,16 +315,18 @@ impl Recorder {
         StopReason::TargetExited(self.target.exit().unwrap_or(TargetExit::Attached))
     }
 
-    /// Records the initial image and then one epoch per interval until the target exits or a
-    /// limit is reached. A scan longer than the interval skips the missed ticks (counted as
+    /// Records the initial image (unless [`Recorder::scan_initial`] already did) and then one
+    /// epoch per interval until the target exits or a limit is reached. A scan longer than the interval skips the missed ticks (counted as
     /// overruns).
     pub fn run(
         &mut self,
         sink: &mut dyn EpochSink,
         limits: Limits,
     ) -> Result<StopReason, RecorderError> {
-        if let Step::Stopped(reason) = self.scan_initial(sink)? {
-            return Ok(reason);
+        if self.start.is_none() {
+            if let Step::Stopped(reason) = self.scan_initial(sink)? {
+                return Ok(reason);
+            }
         }
         let start = self.start.expect("set by the initial scan");
         let interval = self.options.interval.max(Duration::from_micros(100));
