@@ -29,3 +29,4 @@ pub use bitmap::PageBitmap;
 pub use hash::ContentHash;
 pub use page::{InvalidPageSize, PageCount, PageNumber, PageSize};
 pub use record::{Encoding, EncodingSet, PageRecord, RecordBody};
+pub use select::{Decision, Observation, Strategy};
