@@ -256,7 +256,8 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1000))
-        .sample_size(20);
+        .sample_size(20)
+        .nresamples(10_000);
     targets = pages
 }
 criterion_main!(benches);

@@ -1,5 +1,6 @@
-//! Change masks with explicit SIMD on x86-64: AVX-512BW (one compare per 64 bytes) or AVX2
-//! (two), chosen at run time; other CPUs and architectures use the portable builder.
+//! Change masks with explicit SIMD on x86-64: AVX2 (two 32-byte compares and `movemask` per
+//! 64 bytes), chosen at run time; other CPUs and architectures use the portable builder.
+//! (AVX-512BW would do it in one compare, but its intrinsics need Rust 1.89, past our MSRV.)
 //!
 //! This is the crate's only `unsafe` code: unaligned vector loads from slices whose length is
 //! checked by `chunks_exact`, and calls of `#[target_feature]` functions after the CPU
@@ -13,11 +14,6 @@ use super::changes::fill_masks_portable;
 pub(crate) fn fill_masks(old: &[u8], new: &[u8], masks: &mut [u64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            // SAFETY: the CPU supports AVX-512BW (and so AVX-512F), detected just above.
-            unsafe { x86::fill_masks_avx512(old, new, masks) };
-            return;
-        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, detected just above.
             unsafe { x86::fill_masks_avx2(old, new, masks) };
@@ -29,37 +25,9 @@ pub(crate) fn fill_masks(old: &[u8], new: &[u8], masks: &mut [u64]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::{
-        _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm512_cmpneq_epi8_mask,
-        _mm512_loadu_si512,
-    };
+    use std::arch::x86_64::{_mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8};
 
     use super::fill_masks_portable;
-
-    /// [`super::fill_masks`] with one AVX-512BW compare per 64-byte block.
-    #[target_feature(enable = "avx512bw")]
-    pub(super) unsafe fn fill_masks_avx512(old: &[u8], new: &[u8], masks: &mut [u64]) {
-        let blocks = (old.len().min(new.len()) / 64).min(masks.len());
-        for ((o, n), mask) in old
-            .chunks_exact(64)
-            .zip(new.chunks_exact(64))
-            .zip(&mut *masks)
-        {
-            // SAFETY: `o` and `n` are 64 bytes long, the size of one unaligned 512-bit load.
-            let (a, b) = unsafe {
-                (
-                    _mm512_loadu_si512(o.as_ptr().cast()),
-                    _mm512_loadu_si512(n.as_ptr().cast()),
-                )
-            };
-            *mask = _mm512_cmpneq_epi8_mask(a, b);
-        }
-        fill_masks_portable(
-            &old[64 * blocks..],
-            &new[64 * blocks..],
-            &mut masks[blocks..],
-        );
-    }
 
     /// [`super::fill_masks`] with two AVX2 compares per 64-byte block.
     #[target_feature(enable = "avx2")]
@@ -70,17 +38,18 @@ mod x86 {
             .zip(new.chunks_exact(64))
             .zip(&mut *masks)
         {
-            // SAFETY: `o` and `n` are 64 bytes long: two unaligned 256-bit loads each.
-            let (a0, a1, b0, b1) = unsafe {
+            // SAFETY: `o` and `n` are 64 bytes long: two unaligned 256-bit loads each; the
+            // compares need AVX2, which this function's callers have detected.
+            let (low, high) = unsafe {
+                let a0 = _mm256_loadu_si256(o.as_ptr().cast());
+                let a1 = _mm256_loadu_si256(o.as_ptr().add(32).cast());
+                let b0 = _mm256_loadu_si256(n.as_ptr().cast());
+                let b1 = _mm256_loadu_si256(n.as_ptr().add(32).cast());
                 (
-                    _mm256_loadu_si256(o.as_ptr().cast()),
-                    _mm256_loadu_si256(o.as_ptr().add(32).cast()),
-                    _mm256_loadu_si256(n.as_ptr().cast()),
-                    _mm256_loadu_si256(n.as_ptr().add(32).cast()),
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(a0, b0)) as u32,
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(a1, b1)) as u32,
                 )
             };
-            let low = _mm256_movemask_epi8(_mm256_cmpeq_epi8(a0, b0)) as u32;
-            let high = _mm256_movemask_epi8(_mm256_cmpeq_epi8(a1, b1)) as u32;
             *mask = !(u64::from(low) | u64::from(high) << 32);
         }
         fill_masks_portable(
@@ -126,12 +95,6 @@ mod tests {
             prop_assert_eq!(got, expect);
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512bw") {
-                    let mut got = [u64::MAX; WORDS];
-                    // SAFETY: AVX-512BW detected just above.
-                    unsafe { x86::fill_masks_avx512(old, new, &mut got) };
-                    prop_assert_eq!(got, expect);
-                }
                 if std::arch::is_x86_feature_detected!("avx2") {
                     let mut got = [u64::MAX; WORDS];
                     // SAFETY: AVX2 detected just above.
