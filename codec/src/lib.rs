@@ -4,7 +4,7 @@
 //! page bitmaps, and (in later modules) page-selection strategies and the source/destination
 //! session state machines. No sockets, no async, no clock of its own, no panics on any input,
 //! bounded memory. `spec/wire.md` is the normative description of the bytes.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bitmap;

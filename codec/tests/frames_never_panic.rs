@@ -18,7 +18,9 @@ fn decode_stream(wire: &[u8]) {
             match Frame::decode(&mut input, &limits) {
                 Ok(Some(frame)) => {
                     let mut out = Vec::new();
-                    frame.encode(&mut out, &limits).expect("a decoded frame is encodable");
+                    frame
+                        .encode(&mut out, &limits)
+                        .expect("a decoded frame is encodable");
                 }
                 Ok(None) => {}
                 Err(_) => break,
@@ -37,7 +39,9 @@ fn decode_frame(wire: &[u8]) {
     let limits = limits();
     if let Ok(Some(frame)) = Frame::decode(&mut Bytes::copy_from_slice(wire), &limits) {
         let mut out = Vec::new();
-        frame.encode(&mut out, &limits).expect("a decoded frame is encodable");
+        frame
+            .encode(&mut out, &limits)
+            .expect("a decoded frame is encodable");
     }
 }
 

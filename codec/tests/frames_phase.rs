@@ -4,12 +4,14 @@
 use bytes::Bytes;
 use pagewire_codec::error::PeerMisbehaved;
 use pagewire_codec::frame::{
-    Abort, AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
-    FrameType, Hello, Iteration, IterationEnd, MigrationId, PageBatch, PageRequest, RefusalReason,
-    ReservationAnswer, Resume, Role,
+    Abort, AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features,
+    Frame, FrameType, Hello, Iteration, IterationEnd, MigrationId, PageBatch, PageRequest,
+    RefusalReason, ReservationAnswer, Resume, Role,
 };
 use pagewire_codec::phase::{Direction, Phase, PhaseTracker};
-use pagewire_codec::{ContentHash, PageBitmap, PageCount, PageNumber, PageRecord, PageSize, RecordBody};
+use pagewire_codec::{
+    ContentHash, PageBitmap, PageCount, PageNumber, PageRecord, PageSize, RecordBody,
+};
 
 use Direction::{DestinationToSource as D, SourceToDestination as S};
 
@@ -27,17 +29,28 @@ fn batch(iteration: u64, pages: &[(u64, u64)]) -> Frame {
         iteration: Iteration(iteration),
         records: pages
             .iter()
-            .map(|&(page, count)| PageRecord { page: PageNumber(page), body: RecordBody::ZeroRun { count } })
+            .map(|&(page, count)| PageRecord {
+                page: PageNumber(page),
+                body: RecordBody::ZeroRun { count },
+            })
             .collect(),
     })
 }
 
 fn end(iteration: u64, batches: u64, pages: u64) -> Frame {
-    Frame::IterationEnd(IterationEnd { iteration: Iteration(iteration), batches, pages })
+    Frame::IterationEnd(IterationEnd {
+        iteration: Iteration(iteration),
+        batches,
+        pages,
+    })
 }
 
 fn device_state(total: u64, offset: u64, len: usize) -> Frame {
-    Frame::DeviceState(DeviceState { total, offset, data: Bytes::from(vec![0; len]) })
+    Frame::DeviceState(DeviceState {
+        total,
+        offset,
+        data: Bytes::from(vec![0; len]),
+    })
 }
 
 fn digest() -> Frame {
@@ -45,14 +58,20 @@ fn digest() -> Frame {
 }
 
 fn abort() -> Frame {
-    Frame::Abort(Abort { reason: AbortReason::Cancelled, message: String::new() })
+    Frame::Abort(Abort {
+        reason: AbortReason::Cancelled,
+        message: String::new(),
+    })
 }
 
 /// Feeds `steps` in order; each must be accepted.
 fn run(tracker: &mut PhaseTracker, steps: &[(Direction, Frame)]) {
     for (direction, frame) in steps {
         if let Err(error) = tracker.on_frame(*direction, frame) {
-            panic!("{frame:?} {direction} refused in {:?}: {error}", tracker.phase());
+            panic!(
+                "{frame:?} {direction} refused in {:?}: {error}",
+                tracker.phase()
+            );
         }
     }
 }
@@ -61,13 +80,36 @@ fn run(tracker: &mut PhaseTracker, steps: &[(Direction, Frame)]) {
 fn steps_to(phase: Phase) -> Vec<(Direction, Frame)> {
     let mut steps = vec![];
     let order = [
-        (Phase::DestinationHello, vec![(S, hello(Role::Source, Features::all_known(), false))]),
-        (Phase::Reservation, vec![(D, hello(Role::Destination, Features::all_known(), false))]),
-        (Phase::IterativeCopy, vec![(D, Frame::Reservation(ReservationAnswer::Accepted))]),
-        (Phase::StopAndCopy, vec![(S, Frame::IterationStart(Iteration(0))), (S, batch(0, &[(0, 64)])), (S, end(0, 1, 64)), (S, Frame::Suspend)]),
-        (Phase::PostCopy, vec![(S, device_state(3, 0, 3)), (S, Frame::PostcopyBegin)]),
+        (
+            Phase::DestinationHello,
+            vec![(S, hello(Role::Source, Features::all_known(), false))],
+        ),
+        (
+            Phase::Reservation,
+            vec![(D, hello(Role::Destination, Features::all_known(), false))],
+        ),
+        (
+            Phase::IterativeCopy,
+            vec![(D, Frame::Reservation(ReservationAnswer::Accepted))],
+        ),
+        (
+            Phase::StopAndCopy,
+            vec![
+                (S, Frame::IterationStart(Iteration(0))),
+                (S, batch(0, &[(0, 64)])),
+                (S, end(0, 1, 64)),
+                (S, Frame::Suspend),
+            ],
+        ),
+        (
+            Phase::PostCopy,
+            vec![(S, device_state(3, 0, 3)), (S, Frame::PostcopyBegin)],
+        ),
         (Phase::Commit, vec![(S, digest())]),
-        (Phase::Committed, vec![(D, Frame::CommitAnswer(CommitAnswer::Agree))]),
+        (
+            Phase::Committed,
+            vec![(D, Frame::CommitAnswer(CommitAnswer::Agree))],
+        ),
         (Phase::Activation, vec![(S, Frame::Activate)]),
         (Phase::Done, vec![(D, Frame::Activated)]),
     ];
@@ -83,7 +125,10 @@ fn steps_to(phase: Phase) -> Vec<(Direction, Frame)> {
     match phase {
         Phase::Refused => {
             let mut steps = steps_to(Phase::Reservation);
-            steps.push((D, Frame::Reservation(ReservationAnswer::Refused(RefusalReason::Busy))));
+            steps.push((
+                D,
+                Frame::Reservation(ReservationAnswer::Refused(RefusalReason::Busy)),
+            ));
             steps
         }
         Phase::Aborted => {
@@ -122,15 +167,23 @@ fn one_of_each() -> Vec<Frame> {
     vec![
         hello(Role::Source, Features::all_known(), false),
         Frame::Reservation(ReservationAnswer::Accepted),
-        Frame::Resume(Resume { next_iteration: Iteration(0), received: PageBitmap::new(PAGES) }),
+        Frame::Resume(Resume {
+            next_iteration: Iteration(0),
+            received: PageBitmap::new(PAGES),
+        }),
         Frame::IterationStart(Iteration(1)),
         batch(1, &[(0, 1)]),
         end(1, 1, 1),
-        Frame::Bitmap(BitmapFrame { kind: BitmapKind::Dirty, pages: PageBitmap::new(PAGES) }),
+        Frame::Bitmap(BitmapFrame {
+            kind: BitmapKind::Dirty,
+            pages: PageBitmap::new(PAGES),
+        }),
         Frame::Suspend,
         device_state(1, 0, 1),
         Frame::PostcopyBegin,
-        Frame::PageRequest(PageRequest { pages: vec![PageNumber(1)] }),
+        Frame::PageRequest(PageRequest {
+            pages: vec![PageNumber(1)],
+        }),
         digest(),
         Frame::CommitAnswer(CommitAnswer::Agree),
         Frame::Activate,
@@ -153,7 +206,13 @@ fn a_precopy_migration_passes_every_phase_in_order() {
             (S, batch(0, &[(12, 1)])),
             (S, end(0, 2, 55)),
             (S, Frame::IterationStart(Iteration(1))),
-            (S, Frame::Bitmap(BitmapFrame { kind: BitmapKind::Dirty, pages: PageBitmap::new(PAGES) })),
+            (
+                S,
+                Frame::Bitmap(BitmapFrame {
+                    kind: BitmapKind::Dirty,
+                    pages: PageBitmap::new(PAGES),
+                }),
+            ),
             (S, end(1, 0, 0)),
             (S, Frame::Suspend),
             (S, Frame::IterationStart(Iteration(2))),
@@ -188,7 +247,11 @@ fn frames_a_phase_does_not_allow_are_refused_as_unexpected() {
                 let mut tracker = at(phase);
                 assert_eq!(
                     tracker.on_frame(direction, &frame),
-                    Err(PeerMisbehaved::UnexpectedFrame { frame_type, phase, direction }),
+                    Err(PeerMisbehaved::UnexpectedFrame {
+                        frame_type,
+                        phase,
+                        direction
+                    }),
                     "{frame_type} {direction} in {phase:?}"
                 );
                 assert_eq!(tracker.phase(), phase, "a refused frame changes nothing");
@@ -203,7 +266,11 @@ fn abort_is_legal_in_every_phase_from_either_side() {
         for direction in [S, D] {
             let mut tracker = at(phase);
             let after = tracker.on_frame(direction, &abort()).unwrap();
-            let expected = if phase == Phase::Done { Phase::Done } else { Phase::Aborted };
+            let expected = if phase == Phase::Done {
+                Phase::Done
+            } else {
+                Phase::Aborted
+            };
             assert_eq!(after, expected, "abort {direction} in {phase:?}");
         }
     }
@@ -213,18 +280,35 @@ fn abort_is_legal_in_every_phase_from_either_side() {
 fn nothing_reaches_activation_without_an_agreeing_commit_answer() {
     for phase in ALL_PHASES.into_iter().filter(|p| *p != Phase::Committed) {
         let mut tracker = at(phase);
-        assert!(tracker.on_frame(S, &Frame::Activate).is_err(), "activate in {phase:?}");
+        assert!(
+            tracker.on_frame(S, &Frame::Activate).is_err(),
+            "activate in {phase:?}"
+        );
         if phase != Phase::Activation {
-            assert!(tracker.on_frame(D, &Frame::Activated).is_err(), "activated in {phase:?}");
+            assert!(
+                tracker.on_frame(D, &Frame::Activated).is_err(),
+                "activated in {phase:?}"
+            );
         }
     }
     // A mismatch keeps the commit phase; activation stays refused.
     let mut tracker = at(Phase::StopAndCopy);
-    run(&mut tracker, &[(S, device_state(0, 0, 0)), (S, digest()), (D, Frame::CommitAnswer(CommitAnswer::Mismatch(vec![1])))]);
+    run(
+        &mut tracker,
+        &[
+            (S, device_state(0, 0, 0)),
+            (S, digest()),
+            (D, Frame::CommitAnswer(CommitAnswer::Mismatch(vec![1]))),
+        ],
+    );
     assert_eq!(tracker.phase(), Phase::Commit);
     assert!(tracker.on_frame(S, &Frame::Activate).is_err());
     // An answer without an outstanding digest is refused too.
-    assert!(tracker.on_frame(D, &Frame::CommitAnswer(CommitAnswer::Agree)).is_err());
+    assert!(
+        tracker
+            .on_frame(D, &Frame::CommitAnswer(CommitAnswer::Agree))
+            .is_err()
+    );
 }
 
 #[test]
@@ -241,12 +325,18 @@ fn tracker_rejects_iterations_out_of_order() {
     let mut tracker = at(Phase::IterativeCopy);
     assert_eq!(
         tracker.on_frame(S, &Frame::IterationStart(Iteration(1))),
-        Err(PeerMisbehaved::IterationOutOfOrder { expected: 0, got: 1 })
+        Err(PeerMisbehaved::IterationOutOfOrder {
+            expected: 0,
+            got: 1
+        })
     );
     run(&mut tracker, &[(S, Frame::IterationStart(Iteration(0)))]);
     assert_eq!(
         tracker.on_frame(S, &Frame::IterationStart(Iteration(1))),
-        Err(PeerMisbehaved::IterationStillOpen { frame_type: FrameType::ITERATION_START, open: 0 })
+        Err(PeerMisbehaved::IterationStillOpen {
+            frame_type: FrameType::ITERATION_START,
+            open: 0
+        })
     );
 }
 
@@ -255,22 +345,40 @@ fn tracker_rejects_batches_outside_their_iteration() {
     let mut tracker = at(Phase::IterativeCopy);
     assert_eq!(
         tracker.on_frame(S, &batch(0, &[(0, 1)])),
-        Err(PeerMisbehaved::WrongIteration { frame_type: FrameType::PAGE_BATCH, got: 0, open: None })
+        Err(PeerMisbehaved::WrongIteration {
+            frame_type: FrameType::PAGE_BATCH,
+            got: 0,
+            open: None
+        })
     );
     run(&mut tracker, &[(S, Frame::IterationStart(Iteration(0)))]);
     assert_eq!(
         tracker.on_frame(S, &batch(5, &[(0, 1)])),
-        Err(PeerMisbehaved::WrongIteration { frame_type: FrameType::PAGE_BATCH, got: 5, open: Some(0) })
+        Err(PeerMisbehaved::WrongIteration {
+            frame_type: FrameType::PAGE_BATCH,
+            got: 5,
+            open: Some(0)
+        })
     );
 }
 
 #[test]
 fn tracker_rejects_iteration_end_with_wrong_counts() {
     let mut tracker = at(Phase::IterativeCopy);
-    run(&mut tracker, &[(S, Frame::IterationStart(Iteration(0))), (S, batch(0, &[(0, 3)]))]);
+    run(
+        &mut tracker,
+        &[
+            (S, Frame::IterationStart(Iteration(0))),
+            (S, batch(0, &[(0, 3)])),
+        ],
+    );
     assert_eq!(
         tracker.on_frame(S, &end(0, 2, 3)),
-        Err(PeerMisbehaved::IterationCountMismatch { iteration: 0, declared: (2, 3), received: (1, 3) })
+        Err(PeerMisbehaved::IterationCountMismatch {
+            iteration: 0,
+            declared: (2, 3),
+            received: (1, 3)
+        })
     );
 }
 
@@ -278,7 +386,10 @@ fn tracker_rejects_iteration_end_with_wrong_counts() {
 fn tracker_rejects_suspend_or_digest_while_an_iteration_is_open() {
     let mut tracker = at(Phase::IterativeCopy);
     run(&mut tracker, &[(S, Frame::IterationStart(Iteration(0)))]);
-    assert!(matches!(tracker.on_frame(S, &Frame::Suspend), Err(PeerMisbehaved::IterationStillOpen { .. })));
+    assert!(matches!(
+        tracker.on_frame(S, &Frame::Suspend),
+        Err(PeerMisbehaved::IterationStillOpen { .. })
+    ));
 }
 
 #[test]
@@ -286,14 +397,26 @@ fn commit_needs_the_whole_device_state_in_order() {
     let mut tracker = at(Phase::StopAndCopy);
     assert_eq!(
         tracker.on_frame(S, &digest()),
-        Err(PeerMisbehaved::DeviceStateIncomplete { received: 0, total: None })
+        Err(PeerMisbehaved::DeviceStateIncomplete {
+            received: 0,
+            total: None
+        })
     );
     run(&mut tracker, &[(S, device_state(10, 0, 4))]);
-    assert!(matches!(tracker.on_frame(S, &device_state(10, 5, 5)), Err(PeerMisbehaved::DeviceStateOutOfOrder { .. })));
-    assert!(matches!(tracker.on_frame(S, &device_state(11, 4, 6)), Err(PeerMisbehaved::DeviceStateOutOfOrder { .. })));
+    assert!(matches!(
+        tracker.on_frame(S, &device_state(10, 5, 5)),
+        Err(PeerMisbehaved::DeviceStateOutOfOrder { .. })
+    ));
+    assert!(matches!(
+        tracker.on_frame(S, &device_state(11, 4, 6)),
+        Err(PeerMisbehaved::DeviceStateOutOfOrder { .. })
+    ));
     assert_eq!(
         tracker.on_frame(S, &digest()),
-        Err(PeerMisbehaved::DeviceStateIncomplete { received: 4, total: Some(10) })
+        Err(PeerMisbehaved::DeviceStateIncomplete {
+            received: 4,
+            total: Some(10)
+        })
     );
     run(&mut tracker, &[(S, device_state(10, 4, 6)), (S, digest())]);
 }
@@ -303,7 +426,10 @@ fn commit_answer_must_name_ranges_of_the_digest() {
     let mut tracker = at(Phase::Commit);
     assert_eq!(
         tracker.on_frame(D, &Frame::CommitAnswer(CommitAnswer::Mismatch(vec![4]))),
-        Err(PeerMisbehaved::MismatchRangeOutOfRange { range: 4, range_count: 4 })
+        Err(PeerMisbehaved::MismatchRangeOutOfRange {
+            range: 4,
+            range_count: 4
+        })
     );
 }
 
@@ -322,17 +448,27 @@ fn postcopy_needs_the_negotiated_feature() {
     );
     assert_eq!(
         tracker.on_frame(S, &Frame::PostcopyBegin),
-        Err(PeerMisbehaved::FeatureNotNegotiated { frame_type: FrameType::POSTCOPY_BEGIN })
+        Err(PeerMisbehaved::FeatureNotNegotiated {
+            frame_type: FrameType::POSTCOPY_BEGIN
+        })
     );
-    let deferred = Frame::Bitmap(BitmapFrame { kind: BitmapKind::Deferred, pages: PageBitmap::new(PAGES) });
+    let deferred = Frame::Bitmap(BitmapFrame {
+        kind: BitmapKind::Deferred,
+        pages: PageBitmap::new(PAGES),
+    });
     assert!(tracker.on_frame(S, &deferred).is_err());
 }
 
 #[test]
 fn postcopy_allows_page_requests_until_commit_ends() {
     let mut tracker = at(Phase::PostCopy);
-    let request = Frame::PageRequest(PageRequest { pages: vec![PageNumber(3)] });
-    run(&mut tracker, &[(D, request.clone()), (S, digest()), (D, request.clone())]);
+    let request = Frame::PageRequest(PageRequest {
+        pages: vec![PageNumber(3)],
+    });
+    run(
+        &mut tracker,
+        &[(D, request.clone()), (S, digest()), (D, request.clone())],
+    );
     // Without post-copy, a page request in commit is refused.
     let mut tracker = at(Phase::StopAndCopy);
     run(&mut tracker, &[(S, device_state(0, 0, 0)), (S, digest())]);
@@ -341,13 +477,23 @@ fn postcopy_allows_page_requests_until_commit_ends() {
 
 #[test]
 fn resume_continues_the_named_iteration_only_after_a_resume_hello() {
-    let resume = Frame::Resume(Resume { next_iteration: Iteration(7), received: PageBitmap::full(PAGES) });
+    let resume = Frame::Resume(Resume {
+        next_iteration: Iteration(7),
+        received: PageBitmap::full(PAGES),
+    });
     let mut tracker = PhaseTracker::new();
     run(
         &mut tracker,
-        &[(S, hello(Role::Source, Features::all_known(), true)), (D, hello(Role::Destination, Features::all_known(), false))],
+        &[
+            (S, hello(Role::Source, Features::all_known(), true)),
+            (D, hello(Role::Destination, Features::all_known(), false)),
+        ],
     );
-    assert!(tracker.on_frame(D, &Frame::Reservation(ReservationAnswer::Accepted)).is_err());
+    assert!(
+        tracker
+            .on_frame(D, &Frame::Reservation(ReservationAnswer::Accepted))
+            .is_err()
+    );
     run(&mut tracker, &[(D, resume.clone())]);
     assert_eq!(tracker.phase(), Phase::IterativeCopy);
     assert_eq!(tracker.next_iteration(), Iteration(7));
@@ -358,11 +504,16 @@ fn resume_continues_the_named_iteration_only_after_a_resume_hello() {
     let mut no_feature = PhaseTracker::new();
     run(
         &mut no_feature,
-        &[(S, hello(Role::Source, Features::all_known(), true)), (D, hello(Role::Destination, Features::empty(), false))],
+        &[
+            (S, hello(Role::Source, Features::all_known(), true)),
+            (D, hello(Role::Destination, Features::empty(), false)),
+        ],
     );
     assert_eq!(
         no_feature.on_frame(D, &resume),
-        Err(PeerMisbehaved::FeatureNotNegotiated { frame_type: FrameType::RESUME })
+        Err(PeerMisbehaved::FeatureNotNegotiated {
+            frame_type: FrameType::RESUME
+        })
     );
 }
 
@@ -370,9 +521,15 @@ fn resume_continues_the_named_iteration_only_after_a_resume_hello() {
 fn received_bitmaps_travel_only_inside_resume() {
     let mut tracker = at(Phase::IterativeCopy);
     run(&mut tracker, &[(S, Frame::IterationStart(Iteration(0)))]);
-    let received = Frame::Bitmap(BitmapFrame { kind: BitmapKind::Received, pages: PageBitmap::new(PAGES) });
+    let received = Frame::Bitmap(BitmapFrame {
+        kind: BitmapKind::Received,
+        pages: PageBitmap::new(PAGES),
+    });
     assert_eq!(
         tracker.on_frame(S, &received),
-        Err(PeerMisbehaved::UnexpectedBitmap { kind: BitmapKind::Received, phase: Phase::IterativeCopy })
+        Err(PeerMisbehaved::UnexpectedBitmap {
+            kind: BitmapKind::Received,
+            phase: Phase::IterativeCopy
+        })
     );
 }

@@ -4,7 +4,9 @@ mod frames_support;
 
 use bytes::Bytes;
 use frames_support::{encode, frame, limits, page_bitmap};
-use pagewire_codec::frame::{BitmapForm, BitmapFrame, BitmapKind, Frame, FrameDecoder, StreamHeader, bitmap_form};
+use pagewire_codec::frame::{
+    BitmapForm, BitmapFrame, BitmapKind, Frame, FrameDecoder, StreamHeader, bitmap_form,
+};
 use proptest::prelude::*;
 
 proptest! {

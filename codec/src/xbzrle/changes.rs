@@ -82,29 +82,33 @@ impl<'a> ChangeMap<'a> {
 
 /// Sets `masks` to the change bits of `old` against `new` (equal lengths, at most [`CHUNK`]
 /// bytes); bits past their end are 0.
+#[inline]
 pub(crate) fn fill_masks(old: &[u8], new: &[u8], masks: &mut [u64; WORDS]) {
-    fill_masks_portable(old, new, masks);
+    super::simd::fill_masks(old, new, masks);
 }
 
 /// The safe, portable mask builder: eight bytes at a time with a SWAR "byte is non-zero" test.
-pub(crate) fn fill_masks_portable(old: &[u8], new: &[u8], masks: &mut [u64; WORDS]) {
+/// `masks` needs a word per 64 bytes (rounded up); words past the data are set to 0.
+pub(crate) fn fill_masks_portable(old: &[u8], new: &[u8], masks: &mut [u64]) {
     let mut old_blocks = old.chunks_exact(64);
     let mut new_blocks = new.chunks_exact(64);
-    let mut word = 0;
-    for (o, n) in (&mut old_blocks).zip(&mut new_blocks) {
-        masks[word] = block_mask(o, n);
-        word += 1;
+    let mut words = masks.iter_mut();
+    for ((o, n), mask) in (&mut old_blocks).zip(&mut new_blocks).zip(&mut words) {
+        *mask = block_mask(o, n);
     }
     let (o, n) = (old_blocks.remainder(), new_blocks.remainder());
-    if !o.is_empty() {
-        masks[word] = o
+    if o.is_empty() {
+        words.for_each(|mask| *mask = 0);
+        return;
+    }
+    if let Some(mask) = words.next() {
+        *mask = o
             .iter()
             .zip(n)
             .enumerate()
             .fold(0, |m, (i, (a, b))| m | (u64::from(a != b) << i));
-        word += 1;
     }
-    masks[word..].fill(0);
+    words.for_each(|mask| *mask = 0);
 }
 
 /// The change bits of one 64-byte block.
@@ -185,6 +189,8 @@ mod tests {
                 }
             }
             let mut masks = [u64::MAX; WORDS];
+            fill_masks_portable(&old, &new, &mut masks);
+            prop_assert_eq!(masks, naive_masks(&old, &new));
             fill_masks(&old, &new, &mut masks);
             prop_assert_eq!(masks, naive_masks(&old, &new));
         }

@@ -38,6 +38,8 @@ mod decode;
 mod encode;
 #[cfg(test)]
 mod proptests;
+#[allow(unsafe_code)]
+mod simd;
 mod uleb;
 
 pub use decode::decode;

@@ -3,11 +3,13 @@
 
 use bytes::Bytes;
 use pagewire_codec::frame::{
-    Abort, AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
-    Hello, Iteration, IterationEnd, Limits, MigrationId, PageBatch, PageRequest, RefusalReason,
-    ReservationAnswer, Resume, Role,
+    Abort, AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features,
+    Frame, Hello, Iteration, IterationEnd, Limits, MigrationId, PageBatch, PageRequest,
+    RefusalReason, ReservationAnswer, Resume, Role,
 };
-use pagewire_codec::{ContentHash, EncodingSet, PageBitmap, PageCount, PageNumber, PageRecord, PageSize, RecordBody};
+use pagewire_codec::{
+    ContentHash, EncodingSet, PageBitmap, PageCount, PageNumber, PageRecord, PageSize, RecordBody,
+};
 use proptest::prelude::*;
 
 /// The memory every strategy draws pages from: 1001 pages (not a multiple of 8 or 64).
@@ -15,13 +17,19 @@ pub const PAGE_COUNT: u64 = 1001;
 
 /// Limits over that memory, 4 KiB pages, every encoding.
 pub fn limits() -> Limits {
-    Limits::default().with_memory(PageSize::KIB_4, PageCount(PAGE_COUNT), EncodingSet::all_known())
+    Limits::default().with_memory(
+        PageSize::KIB_4,
+        PageCount(PAGE_COUNT),
+        EncodingSet::all_known(),
+    )
 }
 
 /// Encodes `frame` under `limits()`.
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
-    frame.encode(&mut out, &limits()).expect("strategy frames are encodable");
+    frame
+        .encode(&mut out, &limits())
+        .expect("strategy frames are encodable");
     assert_eq!(out.len(), frame.encoded_len());
     out
 }
@@ -33,7 +41,9 @@ fn bytes(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Bytes> {
 /// A real zstd frame of one 4 KiB page (the decoder checks its declared content size).
 fn zstd_page() -> impl Strategy<Value = Bytes> {
     (any::<u8>(), 1usize..64).prop_map(|(fill, stripe)| {
-        let page: Vec<u8> = (0..4096).map(|i| if i % stripe == 0 { fill } else { 0 }).collect();
+        let page: Vec<u8> = (0..4096)
+            .map(|i| if i % stripe == 0 { fill } else { 0 })
+            .collect();
         Bytes::from(zstd::bulk::compress(&page, 1).expect("zstd compresses"))
     })
 }
@@ -67,7 +77,10 @@ pub fn records() -> impl Strategy<Value = Vec<PageRecord>> {
             if end > PAGE_COUNT {
                 break;
             }
-            records.push(PageRecord { page: PageNumber(page), body });
+            records.push(PageRecord {
+                page: PageNumber(page),
+                body,
+            });
             next = end;
         }
         records
@@ -79,7 +92,11 @@ pub fn page_bitmap() -> impl Strategy<Value = PageBitmap> {
     let ranges = proptest::collection::vec((0..PAGE_COUNT, 0u64..200), 0..6);
     let noise = proptest::collection::vec(0..PAGE_COUNT, 0..400);
     (ranges, noise, any::<bool>()).prop_map(|(ranges, noise, full)| {
-        let mut set = if full { PageBitmap::full(PageCount(PAGE_COUNT)) } else { PageBitmap::new(PageCount(PAGE_COUNT)) };
+        let mut set = if full {
+            PageBitmap::full(PageCount(PAGE_COUNT))
+        } else {
+            PageBitmap::new(PageCount(PAGE_COUNT))
+        };
         for (start, len) in ranges {
             set.insert_range(PageNumber(start), len);
         }
@@ -108,9 +125,24 @@ fn hello() -> impl Strategy<Value = Hello> {
         "[a-z0-9é-]{0,40}",
     )
         .prop_map(
-            |(max_version, destination, resume, page_size, page_count, encodings, max_frame, features, id, name)| Hello {
+            |(
                 max_version,
-                role: if destination { Role::Destination } else { Role::Source },
+                destination,
+                resume,
+                page_size,
+                page_count,
+                encodings,
+                max_frame,
+                features,
+                id,
+                name,
+            )| Hello {
+                max_version,
+                role: if destination {
+                    Role::Destination
+                } else {
+                    Role::Source
+                },
                 resume: resume && !destination,
                 page_size,
                 page_count: PageCount(page_count),
@@ -124,7 +156,8 @@ fn hello() -> impl Strategy<Value = Hello> {
 }
 
 fn ascending_pages(max_len: usize) -> impl Strategy<Value = Vec<u64>> {
-    proptest::collection::btree_set(0..PAGE_COUNT, 1..max_len).prop_map(|set| set.into_iter().collect())
+    proptest::collection::btree_set(0..PAGE_COUNT, 1..max_len)
+        .prop_map(|set| set.into_iter().collect())
 }
 
 /// Every frame this version defines, valid under `limits()`.
@@ -133,7 +166,8 @@ pub fn frame() -> impl Strategy<Value = Frame> {
         hello().prop_map(Frame::Hello),
         prop_oneof![
             Just(ReservationAnswer::Accepted),
-            any::<u16>().prop_map(|code| ReservationAnswer::Refused(RefusalReason::from_code(code))),
+            any::<u16>()
+                .prop_map(|code| ReservationAnswer::Refused(RefusalReason::from_code(code))),
         ]
         .prop_map(Frame::Reservation),
         (any::<u64>(), page_bitmap()).prop_map(|(next, received)| Frame::Resume(Resume {
@@ -145,32 +179,43 @@ pub fn frame() -> impl Strategy<Value = Frame> {
             iteration: Iteration(i),
             records,
         })),
-        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(i, batches, pages)| Frame::IterationEnd(IterationEnd {
-            iteration: Iteration(i),
-            batches,
-            pages,
-        })),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(i, batches, pages)| {
+            Frame::IterationEnd(IterationEnd {
+                iteration: Iteration(i),
+                batches,
+                pages,
+            })
+        }),
         (0u8..3, page_bitmap()).prop_map(|(kind, pages)| Frame::Bitmap(BitmapFrame {
-            kind: [BitmapKind::Dirty, BitmapKind::Received, BitmapKind::Deferred][kind as usize],
+            kind: [
+                BitmapKind::Dirty,
+                BitmapKind::Received,
+                BitmapKind::Deferred
+            ][kind as usize],
             pages,
         })),
         Just(Frame::Suspend),
-        (bytes(0..=100), 0u64..1000, 0u64..1000).prop_map(|(data, offset, extra)| Frame::DeviceState(DeviceState {
-            total: offset + data.len() as u64 + extra,
-            offset,
-            data,
-        })),
+        (bytes(0..=100), 0u64..1000, 0u64..1000).prop_map(|(data, offset, extra)| {
+            Frame::DeviceState(DeviceState {
+                total: offset + data.len() as u64 + extra,
+                offset,
+                data,
+            })
+        }),
         Just(Frame::PostcopyBegin),
         ascending_pages(50).prop_map(|pages| Frame::PageRequest(PageRequest {
             pages: pages.into_iter().map(PageNumber).collect(),
         })),
-        (1u32..2000, any::<u128>()).prop_map(|(pages_per_range, seed)| Frame::CommitDigest(CommitDigest::compute(
-            pages_per_range,
-            PageCount(PAGE_COUNT),
-            |p| ContentHash(seed ^ u128::from(p.0)),
-        ))),
-        prop_oneof![Just(CommitAnswer::Agree), ascending_pages(30).prop_map(CommitAnswer::Mismatch)]
-            .prop_map(Frame::CommitAnswer),
+        (1u32..2000, any::<u128>()).prop_map(|(pages_per_range, seed)| Frame::CommitDigest(
+            CommitDigest::compute(pages_per_range, PageCount(PAGE_COUNT), |p| ContentHash(
+                seed ^ u128::from(p.0)
+            ),)
+        )),
+        prop_oneof![
+            Just(CommitAnswer::Agree),
+            ascending_pages(30).prop_map(CommitAnswer::Mismatch)
+        ]
+        .prop_map(Frame::CommitAnswer),
         Just(Frame::Activate),
         Just(Frame::Activated),
         (any::<u16>(), "[ -~é]{0,200}").prop_map(|(code, message)| Frame::Abort(Abort {
