@@ -85,31 +85,24 @@ fn every_generator_kind_runs_from_the_command_line() {
         "video",
     ] {
         let trace = dir.join(format!("{kind}.pwt"));
-        let out = pagewire(
-            &[
-                "trace",
-                "gen",
-                kind,
-                "--out",
-                trace.to_str().unwrap(),
-                "--memory",
-                "512KiB",
-                "--duration",
-                "500ms",
-                "--quiet",
-                "--file-size",
-                "64KiB",
-                "--frame-size",
-                "32KiB",
-            ]
-            .into_iter()
-            .filter(|a| {
-                // Kind-specific options only where they exist.
-                !(matches!(*a, "--file-size" | "64KiB") && kind != "mirror")
-                    && !(matches!(*a, "--frame-size" | "32KiB") && kind != "video")
-            })
-            .collect::<Vec<_>>(),
-        );
+        let mut args = vec![
+            "trace",
+            "gen",
+            kind,
+            "--out",
+            trace.to_str().unwrap(),
+            "--memory",
+            "512KiB",
+            "--duration",
+            "500ms",
+            "--quiet",
+        ];
+        match kind {
+            "mirror" => args.extend(["--file-size", "64KiB"]),
+            "video" => args.extend(["--frame-size", "32KiB"]),
+            _ => {}
+        }
+        let out = pagewire(&args);
         assert!(
             out.status.success(),
             "{kind}: {}",

@@ -16,11 +16,14 @@ use pagewire_bench::trace::{
 };
 use pagewire_codec::{PageCount, PageNumber, PageSize};
 
+/// The writes of one epoch: each page with its content (`None` in dirty-only traces).
+type EpochWrites = Vec<(PageNumber, Option<Vec<u8>>)>;
+
 /// Remembers everything a generator wrote.
 #[derive(Default)]
 struct Expected {
     initial: HashMap<PageNumber, Vec<u8>>,
-    epochs: Vec<(Duration, Vec<(PageNumber, Option<Vec<u8>>)>)>,
+    epochs: Vec<(Duration, EpochWrites)>,
 }
 
 impl TraceSink for Expected {

@@ -23,7 +23,7 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         other => return Err(format!("unknown size unit {other:?} in {text:?}")),
     };
     let bytes = number * scale;
-    if !(bytes.is_finite() && bytes >= 0.0 && bytes < 1.8e19) {
+    if !(bytes.is_finite() && (0.0..1.8e19).contains(&bytes)) {
         return Err(format!("size {text:?} out of range"));
     }
     Ok(bytes.round() as u64)

@@ -6,6 +6,22 @@
 //! through [`TraceSink`] (implemented by [`TraceWriter`]); consumers replay with
 //! [`TraceReader`], which knows the page count and totals ([`TraceSummary`]) before decoding
 //! any epoch.
+//!
+//! Producing a trace (a recorder does this per epoch):
+//! 1. [`TraceWriter::create`] (or [`TraceWriter::new`] over any `io::Write`) with a
+//!    [`TraceHeader`]: page size, [`ContentMode`], the page count so far, and metadata
+//!    (`command`, `interval_ns`, ...).
+//! 2. [`TraceWriter::write_initial_page`] for each non-zero page of the initial image.
+//! 3. Per epoch: [`TraceWriter::begin_epoch`] with the time offset,
+//!    [`TraceWriter::write_page`] (content) or [`TraceWriter::write_dirty`] (dirty-only) for
+//!    each page written, at most once each, then [`TraceWriter::end_epoch`]. The writer
+//!    itself recognises identical rewrites and chooses delta, zero or full storage.
+//! 4. [`TraceWriter::grow`] whenever the memory grows (new pages are zero); the final count
+//!    goes into the footer, so readers know it before replaying.
+//! 5. [`TraceWriter::finish`] writes the footer; a file without it reads as truncated.
+//!
+//! Replaying: [`TraceReader::open`], then [`TraceReader::next_epoch`] in a loop, with
+//! [`TraceReader::page`] for contents and [`TraceReader::rewind`] to start over.
 
 mod block;
 mod bytes;

@@ -603,3 +603,136 @@ fn cursor_problem(error: CursorError) -> Corruption {
         CursorError::BadVarint => Corruption::BadVarint,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor as IoCursor;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::trace::block::BlockEncoder;
+    use crate::trace::bytes::{put_varint, zigzag};
+
+    /// A file with valid checksums around an arbitrary entry payload.
+    fn file_with_payload(content: ContentMode, page_count: u64, payload: &[u8]) -> Vec<u8> {
+        let header = TraceHeader::new(PageSize::KIB_4, content, PageCount(page_count));
+        let mut bytes = header.encode().unwrap();
+        let mut summary = TraceSummary {
+            page_count: PageCount(page_count),
+            ..TraceSummary::default()
+        };
+        if !payload.is_empty() {
+            let block = BlockEncoder::new(1)
+                .unwrap()
+                .write(&mut bytes, payload)
+                .unwrap();
+            summary.blocks = 1;
+            summary.uncompressed_bytes = payload.len() as u64;
+            summary.compressed_bytes = block.compressed;
+        }
+        let offset = bytes.len() as u64;
+        bytes.extend_from_slice(&summary.encode(offset));
+        bytes
+    }
+
+    fn read(content: ContentMode, payload: &[u8]) -> Result<(), TraceReadError> {
+        let bytes = file_with_payload(content, 8, payload);
+        let mut reader = TraceReader::from_reader(IoCursor::new(bytes), ReaderOptions::default())?;
+        let mut epoch = Epoch::default();
+        while reader.next_epoch(&mut epoch)? {}
+        Ok(())
+    }
+
+    fn entry(tag: u8, page: i64, rest: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        put_varint(&mut out, zigzag(page));
+        out.extend_from_slice(rest);
+        out
+    }
+
+    fn epoch_of(entries: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = vec![tag::EPOCH_BEGIN, 1];
+        entries.iter().for_each(|e| out.extend_from_slice(e));
+        out.push(tag::EPOCH_END);
+        out
+    }
+
+    fn problem(result: Result<(), TraceReadError>) -> Corruption {
+        match result {
+            Err(TraceReadError::Corrupt { problem, .. }) => problem,
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_that_break_the_rules_are_named() {
+        let full = ContentMode::Full;
+        let unchanged = |page| entry(tag::PAGE_UNCHANGED, page, &[]);
+        assert_eq!(
+            problem(read(full, &epoch_of(&[unchanged(9)]))),
+            Corruption::PageOutOfRange {
+                page: 9,
+                count: PageCount(8)
+            }
+        );
+        // Second write of page 2: the delta from next (3) is -1.
+        assert_eq!(
+            problem(read(full, &epoch_of(&[unchanged(2), unchanged(-1)]))),
+            Corruption::DuplicatePage(PageNumber(2))
+        );
+        let past_end = entry(tag::PAGE_DELTA, 0, &[4, 0x80, 0x20, 0x10, 1, 2, 3, 4]);
+        assert_eq!(
+            problem(read(full, &epoch_of(&[past_end]))),
+            Corruption::BadDelta
+        );
+        assert_eq!(
+            problem(read(full, &epoch_of(&[entry(tag::DIRTY_RUN, 0, &[1])]))),
+            Corruption::UnexpectedTag(tag::DIRTY_RUN)
+        );
+        assert_eq!(
+            problem(read(
+                ContentMode::DirtyOnly,
+                &epoch_of(&[entry(tag::DIRTY_RUN, 0, &[0])])
+            )),
+            Corruption::EmptyRun
+        );
+        assert_eq!(
+            problem(read(full, &[tag::EPOCH_BEGIN, 1])),
+            Corruption::UnterminatedEpoch
+        );
+        assert_eq!(
+            problem(read(
+                full,
+                &[
+                    tag::EPOCH_BEGIN,
+                    5,
+                    tag::EPOCH_END,
+                    tag::EPOCH_BEGIN,
+                    4,
+                    tag::EPOCH_END
+                ]
+            )),
+            Corruption::TimeWentBackwards(Duration::from_nanos(4))
+        );
+        assert!(matches!(
+            problem(read(full, &epoch_of(&[]))),
+            Corruption::FooterMismatch {
+                field: "epochs",
+                footer: 0,
+                actual: 1
+            }
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_entries_never_panic(payload in proptest::collection::vec(any::<u8>(), 1..64),
+                                         dirty_only in any::<bool>()) {
+            let content = if dirty_only { ContentMode::DirtyOnly } else { ContentMode::Full };
+            let _ = read(content, &payload);
+        }
+    }
+}
