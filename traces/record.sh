@@ -6,6 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 OUT=traces
+PYTHON=${PYTHON:-python3}
 PAGEWIRE=${PAGEWIRE:-target/release/pagewire}
 [ -x "$PAGEWIRE" ] || cargo build --release -p pagewire-bench --bin pagewire
 WORK=$(mktemp -d)
@@ -15,7 +16,7 @@ versions() {
     uname -r
     redis-server --version
     sqlite3 --version
-    python3 --version
+    "$PYTHON" --version
 }
 
 record_redis() {
@@ -30,7 +31,7 @@ record_redis() {
         >/dev/null 2>&1 &
     load=$!
     sleep 2
-    "$PAGEWIRE" trace record --pid $server --interval 100ms --duration 4s \
+    "$PAGEWIRE" trace record --pid $server --interval 100ms --duration 3s \
         --output "$OUT/redis.pwtrace"
     kill $load; wait $load 2>/dev/null || true
     redis-cli -p $port shutdown nosave >/dev/null 2>&1 || kill $server
@@ -41,12 +42,12 @@ record_sqlite() {
     # A paced SQL stream: 60000 rows preloaded, then each 20 ms a transaction of 100
     # inserts and 200 updates of random rows, for 20 s (the recording takes 4 s of it).
     mkfifo "$WORK/sql"
-    python3 traces/sqlite_load.py --rows 60000 --batches 1000 --pace-ms 20 --seed 7 >"$WORK/sql" &
+    "$PYTHON" traces/sqlite_load.py --rows 60000 --batches 1000 --pace-ms 20 --seed 7 >"$WORK/sql" &
     load=$!
     sqlite3 "$WORK/bench.db" <"$WORK/sql" >/dev/null &
     db=$!
     sleep 3
-    "$PAGEWIRE" trace record --pid $db --interval 100ms --duration 4s \
+    "$PAGEWIRE" trace record --pid $db --interval 100ms --duration 3s \
         --output "$OUT/sqlite.pwtrace"
     kill $load 2>/dev/null || true
     wait $db 2>/dev/null || true
@@ -54,7 +55,7 @@ record_sqlite() {
 
 record_python() {
     "$PAGEWIRE" trace record --interval 100ms --duration 3s --output "$OUT/python-dict.pwtrace" \
-        -- python3 traces/python_build.py --entries 400000 --seed 3
+        -- "$PYTHON" traces/python_build.py --entries 80000 --seed 3
 }
 
 versions

@@ -4,6 +4,7 @@
 
 mod trace_gen;
 mod trace_info;
+mod trace_record;
 mod units;
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum TraceCommand {
     Gen(trace_gen::GenArgs),
     /// Print a trace's geometry and totals (read from its header and footer only).
     Info(trace_info::InfoArgs),
+    /// Record a real process's writes (content diffing through /proc/PID/mem).
+    Record(trace_record::RecordArgs),
 }
 
 /// Parses the command line, runs the command, and reports errors on stderr.
@@ -42,6 +45,7 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Trace(TraceCommand::Gen(args)) => trace_gen::run(args),
         Command::Trace(TraceCommand::Info(args)) => trace_info::run(args),
+        Command::Trace(TraceCommand::Record(args)) => trace_record::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

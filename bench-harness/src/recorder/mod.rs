@@ -21,6 +21,7 @@ pub mod session;
 pub mod sink;
 pub mod snapshot;
 pub mod target;
+pub mod trace_file;
 pub mod units;
 
 pub mod layout;

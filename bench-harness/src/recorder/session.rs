@@ -116,6 +116,23 @@ pub struct Recorder {
     overhead: OverheadReport,
 }
 
+/// Opens `/proc/PID/mem` and `/proc/PID/pagemap`.
+fn open_proc_files(pid: ProcessId) -> Result<(File, File), RecorderError> {
+    let open = |name: &str| {
+        let path = pid.proc_path(name);
+        File::open(&path).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32)
+            {
+                RecorderError::NoSuchProcess { pid }
+            } else {
+                RecorderError::proc_access(path, source)
+            }
+        })
+    };
+    Ok((open("mem")?, open("pagemap")?))
+}
+
 /// The machine's page size.
 pub fn system_page_size() -> Result<usize, RecorderError> {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
@@ -137,20 +154,8 @@ impl Recorder {
 
     /// Opens the target's `/proc` files; on failure a child we started is ended.
     fn with_target(mut target: Target, options: RecordOptions) -> Result<Self, RecorderError> {
-        let pid = target.pid();
-        let open = |name: &str| {
-            let path = pid.proc_path(name);
-            File::open(&path).map_err(|source| {
-                if source.kind() == io::ErrorKind::NotFound
-                    || source.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32)
-                {
-                    RecorderError::NoSuchProcess { pid }
-                } else {
-                    RecorderError::proc_access(path, source)
-                }
-            })
-        };
-        let opened = (|| Ok((open("mem")?, open("pagemap")?, system_page_size()?)))();
+        let opened = open_proc_files(target.pid())
+            .and_then(|(mem, pagemap)| Ok((mem, pagemap, system_page_size()?)));
         let (mem, pagemap, page_size) = match opened {
             Ok(opened) => opened,
             Err(error) => {
@@ -276,6 +281,11 @@ impl Recorder {
         } else {
             None
         };
+        match open_proc_files(pid) {
+            Ok((mem, pagemap)) => self.scanner.reopen(mem, pagemap),
+            Err(RecorderError::NoSuchProcess { .. }) => return Ok(Err(self.exited())),
+            Err(error) => return Err(error),
+        }
         let maps_path = pid.proc_path("maps");
         let maps = match fs::read_to_string(&maps_path) {
             Ok(text) => text,

@@ -68,13 +68,22 @@ pub struct Scanner {
 /// scan, which only skips the range.
 fn is_vanished_range(error: &io::Error) -> bool {
     use nix::errno::Errno;
-    matches!(
-        error.raw_os_error().map(Errno::from_raw),
-        Some(Errno::EIO | Errno::ESRCH | Errno::EFAULT | Errno::ENOMEM | Errno::ENXIO)
-    )
+    error.kind() == io::ErrorKind::UnexpectedEof
+        || matches!(
+            error.raw_os_error().map(Errno::from_raw),
+            Some(Errno::EIO | Errno::ESRCH | Errno::EFAULT | Errno::ENOMEM | Errno::ENXIO)
+        )
 }
 
 impl Scanner {
+    /// Replaces the open `/proc/PID/mem` and `/proc/PID/pagemap` (they refer to the memory
+    /// of the program running when they were opened, so they are reopened each scan to follow
+    /// an `exec`).
+    pub fn reopen(&mut self, mem: File, pagemap: File) {
+        self.mem = mem;
+        self.pagemap = PagemapReader::new(pagemap);
+    }
+
     /// A scanner over the target's open `/proc/PID/mem` and `/proc/PID/pagemap`.
     pub fn new(mem: File, pagemap: File, page_size: usize) -> Self {
         let zero_page = vec![0; page_size];

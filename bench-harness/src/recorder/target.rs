@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use super::RecorderError;
 
 /// How long to wait for every thread of a stopped target to reach the stopped state.
-const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A process id of the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,101 @@
+//! `pagewire trace record`: records a real process's writes into a trace (see
+//! `pagewire_bench::recorder`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use pagewire_bench::recorder::trace_file::{TraceFileSink, add_metadata};
+use pagewire_bench::recorder::units::{parse_duration, parse_size};
+use pagewire_bench::recorder::{Limits, ProcessId, RecordOptions, Recorder};
+use pagewire_bench::trace::{ContentMode, TraceHeader, TraceWriter};
+use pagewire_codec::{PageCount, PageSize};
+
+use super::CliResult;
+
+/// Arguments of `pagewire trace record`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  pagewire trace record -o ls.pwtrace -- ls -lR /usr\n  \
+                  pagewire trace record --pid 4242 --duration 10s --freeze -o redis.pwtrace"
+)]
+pub(crate) struct RecordArgs {
+    /// The trace file to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Time between scans (epoch length), e.g. 100ms.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    interval: Duration,
+    /// Stop the target (SIGSTOP) during each scan for an exact snapshot; resume it after.
+    #[arg(long)]
+    freeze: bool,
+    /// Record the running process PID instead of starting a command.
+    #[arg(long, conflicts_with = "command")]
+    pid: Option<u32>,
+    /// Stop after this long, e.g. 10s.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after this many epochs.
+    #[arg(long)]
+    max_epochs: Option<u64>,
+    /// Stop when the process has had more distinct writable pages present than this, e.g.
+    /// 512MiB.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    max_memory: u64,
+    /// The program to start and record, with its arguments (after `--`).
+    #[arg(last = true, required_unless_present = "pid")]
+    command: Vec<OsString>,
+}
+
+/// Runs `pagewire trace record`.
+pub(crate) fn run(args: RecordArgs) -> CliResult {
+    let options = RecordOptions {
+        interval: args.interval,
+        freeze: args.freeze,
+        max_memory: args.max_memory,
+    };
+    let mut recorder = match args.pid {
+        Some(pid) => Recorder::attach(ProcessId(pid), options)?,
+        None => Recorder::spawn(&args.command, options)?,
+    };
+    let page_size = PageSize::new(recorder.page_size() as u32)?;
+    let mut header = TraceHeader::new(page_size, ContentMode::Full, PageCount(0));
+    header.metadata.extend(recorder.describe());
+    let limits = Limits {
+        duration: args.duration,
+        max_epochs: args.max_epochs,
+    };
+    let mut sink = TraceFileSink::new(TraceWriter::create(&args.output, header)?);
+    eprintln!(
+        "recording pid {} every {} ms into {}",
+        recorder.pid(),
+        args.interval.as_millis(),
+        args.output.display()
+    );
+    let outcome = recorder.run(&mut sink, limits);
+    let page_count = recorder.layout().page_count();
+    let retired = recorder.layout().retired_pages();
+    let overhead = recorder.finish();
+    // Whatever stopped the recording, close the trace so the epochs so far stay readable.
+    let (_, summary) = sink.finish(page_count)?;
+    let reason = outcome?;
+    eprintln!("stopped: {reason}");
+    let mut extra = overhead.metadata();
+    extra.push(("recorder.stopped".to_owned(), reason.to_string()));
+    extra.push(("recorder.retired_pages".to_owned(), retired.to_string()));
+    add_metadata(&args.output, extra)?;
+    eprintln!(
+        "trace: {} epochs over {:.2} s, {} pages ({} MiB), {} pages written ({} of them \
+         distinct), {} pages of unmapped regions retired",
+        summary.epochs,
+        summary.duration.as_secs_f64(),
+        summary.page_count.0,
+        (summary.page_count.0 * page_size.bytes() as u64) >> 20,
+        summary.pages_written,
+        summary.distinct_pages_written,
+        retired,
+    );
+    eprintln!("recorder overhead:\n{overhead}");
+    Ok(())
+}
