@@ -39,21 +39,35 @@ fn lz4_of(bytes: &[u8]) -> Bytes {
 }
 
 fn zstd_of(bytes: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(ZstdCompressor::new(1).unwrap().compress(bytes, 1 << 20).unwrap())
+    Bytes::copy_from_slice(
+        ZstdCompressor::new(1)
+            .unwrap()
+            .compress(bytes, 1 << 20)
+            .unwrap(),
+    )
 }
 
 #[test]
 fn compressed_pages_of_the_wrong_size_are_rejected() {
     for (len, tail) in [(PAGE - 1, "short"), (PAGE + 1, "long")] {
         let data = vec![3u8; len];
-        for body in [RecordBody::Lz4(lz4_of(&data)), RecordBody::Zstd(zstd_of(&data))] {
+        for body in [
+            RecordBody::Lz4(lz4_of(&data)),
+            RecordBody::Zstd(zstd_of(&data)),
+        ] {
             let error = apply(record(1, body)).unwrap_err();
             let ApplyError::Decompress { error, .. } = &error else {
                 panic!("{tail}: {error:?}");
             };
             match tail {
-                "short" => assert!(matches!(error, DecompressError::TooShort { .. }), "{error:?}"),
-                _ => assert!(matches!(error, DecompressError::TooLong { .. }), "{error:?}"),
+                "short" => assert!(
+                    matches!(error, DecompressError::TooShort { .. }),
+                    "{error:?}"
+                ),
+                _ => assert!(
+                    matches!(error, DecompressError::TooLong { .. }),
+                    "{error:?}"
+                ),
             }
         }
     }
@@ -73,7 +87,10 @@ fn corrupt_compressed_pages_are_rejected() {
         RecordBody::Zstd([&zstd[..], &zstd[..]].concat().into()),
     ] {
         let error = apply(record(2, body.clone())).unwrap_err();
-        assert!(matches!(error, ApplyError::Decompress { .. }), "{body:?}: {error:?}");
+        assert!(
+            matches!(error, ApplyError::Decompress { .. }),
+            "{body:?}: {error:?}"
+        );
         assert_eq!(error.kind(), ApplyErrorKind::Malformed);
     }
 }
@@ -98,7 +115,11 @@ fn xbzrle_lz4_checks_the_declared_delta_length() {
     assert!(matches!(
         apply(record(0, body)),
         Err(ApplyError::Decompress {
-            error: DecompressError::TooShort { expected: 5, actual: 4, .. },
+            error: DecompressError::TooShort {
+                expected: 5,
+                actual: 4,
+                ..
+            },
             ..
         })
     ));
@@ -112,8 +133,12 @@ fn xbzrle_lz4_checks_the_declared_delta_length() {
 #[test]
 fn invalid_deltas_are_rejected() {
     for delta in [&[0u8, 0][..], &[0xff, 0x1f, 2, 9, 9], &[5], &[0, 3, 1]] {
-        let error = apply(record(1, RecordBody::Xbzrle(Bytes::copy_from_slice(delta)))).unwrap_err();
-        assert!(matches!(error, ApplyError::Xbzrle { .. }), "{delta:?}: {error:?}");
+        let error =
+            apply(record(1, RecordBody::Xbzrle(Bytes::copy_from_slice(delta)))).unwrap_err();
+        assert!(
+            matches!(error, ApplyError::Xbzrle { .. }),
+            "{delta:?}: {error:?}"
+        );
     }
 }
 
@@ -195,9 +220,18 @@ fn encodings_not_negotiated_are_rejected_but_raw_is_always_accepted() {
     let mut memory = memory();
     let body = RecordBody::Lz4(lz4_of(&[0u8; PAGE]));
     let error = decoder.apply(&mut memory, &record(0, body)).unwrap_err();
-    assert!(matches!(error, ApplyError::NotNegotiated { encoding: Encoding::Lz4, .. }));
+    assert!(matches!(
+        error,
+        ApplyError::NotNegotiated {
+            encoding: Encoding::Lz4,
+            ..
+        }
+    ));
     decoder
-        .apply(&mut memory, &record(0, RecordBody::Raw(vec![4u8; PAGE].into())))
+        .apply(
+            &mut memory,
+            &record(0, RecordBody::Raw(vec![4u8; PAGE].into())),
+        )
         .unwrap();
 }
 
