@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use pagewire_codec::encoder::{CostPolicy, LinkTime};
 use pagewire_codec::{
-    Decoder, Encoder, EncoderConfig, Encoding, EncodingSet, InMemory, PageCount, PageNumber,
-    PageRecord, PageSize,
+    Decoder, Encoder, EncoderConfig, Encoding, EncodingSet, InMemory, PageNumber, PageRecord,
+    PageSize,
 };
 
 const PAGE: usize = 4096;
