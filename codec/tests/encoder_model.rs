@@ -5,9 +5,7 @@
 //! entry would break this: the first corrupts the page, the second is rejected by the decoder.
 
 use pagewire_codec::encoder::{CostPolicy, Encoder, EncoderConfig, LinkTime, body_wire_len};
-use pagewire_codec::{
-    Decoder, Encoding, EncodingSet, InMemory, PageCount, PageNumber, PageSize,
-};
+use pagewire_codec::{Decoder, Encoding, EncodingSet, InMemory, PageCount, PageNumber, PageSize};
 use proptest::prelude::*;
 
 const PAGES: u64 = 6;
@@ -22,7 +20,12 @@ enum Op {
     /// Copy another page's content.
     Copy { from: u64, to: u64 },
     /// Change a few bytes.
-    Edit { page: u64, offset: usize, value: u8, len: usize },
+    Edit {
+        page: u64,
+        offset: usize,
+        value: u8,
+        len: usize,
+    },
     /// Send the page and apply its record.
     Send { page: u64 },
     /// Send every page, in order, through `encode_range` (zero runs coalesce).
@@ -59,7 +62,12 @@ fn content(n: u8) -> Vec<u8> {
         .collect()
 }
 
-fn run(ops: Vec<Op>, cache_pages: u64, dedup_entries: usize, policy: CostPolicy) -> Result<(), TestCaseError> {
+fn run(
+    ops: Vec<Op>,
+    cache_pages: u64,
+    dedup_entries: usize,
+    policy: CostPolicy,
+) -> Result<(), TestCaseError> {
     let page_size = PageSize::KIB_4;
     let encodings = EncodingSet::all_known();
     let mut config = EncoderConfig::new(page_size, encodings);
@@ -90,7 +98,12 @@ fn run(ops: Vec<Op>, cache_pages: u64, dedup_entries: usize, policy: CostPolicy)
                 bytes.copy_within(range(from), range(to).start);
                 clean[to as usize] = false;
             }
-            Op::Edit { page, offset, value, len } => {
+            Op::Edit {
+                page,
+                offset,
+                value,
+                len,
+            } => {
                 let start = range(page).start + offset;
                 let end = (start + len).min(range(page).end);
                 bytes[start..end].fill(value);
@@ -98,22 +111,26 @@ fn run(ops: Vec<Op>, cache_pages: u64, dedup_entries: usize, policy: CostPolicy)
             }
             Op::Send { page } => {
                 let page = PageNumber(page);
-                let record = encoder.encode_page(page, source.page(page).unwrap()).unwrap();
+                let record = encoder
+                    .encode_page(page, source.page(page).unwrap())
+                    .unwrap();
                 if let Some(record) = record {
                     prop_assert!(body_wire_len(&record.body, page_size) <= 1 + PAGE);
-                    decoder.apply(&mut destination, &record).map_err(|e| {
-                        TestCaseError::fail(format!("{record:?} rejected: {e}"))
-                    })?;
+                    decoder
+                        .apply(&mut destination, &record)
+                        .map_err(|e| TestCaseError::fail(format!("{record:?} rejected: {e}")))?;
                 }
                 clean[page.index()] = true;
             }
             Op::SendAll => {
                 let mut records = Vec::new();
-                encoder.encode_range(PageNumber(0), source.as_bytes(), &mut records).unwrap();
+                encoder
+                    .encode_range(PageNumber(0), source.as_bytes(), &mut records)
+                    .unwrap();
                 for record in &records {
-                    decoder.apply(&mut destination, record).map_err(|e| {
-                        TestCaseError::fail(format!("{record:?} rejected: {e}"))
-                    })?;
+                    decoder
+                        .apply(&mut destination, record)
+                        .map_err(|e| TestCaseError::fail(format!("{record:?} rejected: {e}")))?;
                 }
                 clean = [true; PAGES as usize];
             }
@@ -122,7 +139,9 @@ fn run(ops: Vec<Op>, cache_pages: u64, dedup_entries: usize, policy: CostPolicy)
             let page = PageNumber(page);
             let (sent, held) = (source.page(page).unwrap(), destination.page(page).unwrap());
             if let Some(offset) = sent.iter().zip(held).position(|(a, b)| a != b) {
-                return Err(TestCaseError::fail(format!("{page} differs at byte {offset}")));
+                return Err(TestCaseError::fail(format!(
+                    "{page} differs at byte {offset}"
+                )));
             }
         }
     }
@@ -178,12 +197,18 @@ fn the_model_exercises_every_encoding() {
         (1, &small_edit),
         (2, &big_edit),
     ] {
-        let record = encoder.encode_page(PageNumber(page), bytes).unwrap().unwrap();
+        let record = encoder
+            .encode_page(PageNumber(page), bytes)
+            .unwrap()
+            .unwrap();
         seen.insert(record.body.encoding());
     }
     let mut compressed = text.clone();
     compressed[0] = b'X';
-    let record = encoder.encode_page(PageNumber(5), &compressed).unwrap().unwrap();
+    let record = encoder
+        .encode_page(PageNumber(5), &compressed)
+        .unwrap()
+        .unwrap();
     seen.insert(record.body.encoding());
     let expected = [
         Encoding::ZeroRun,
@@ -194,6 +219,9 @@ fn the_model_exercises_every_encoding() {
         Encoding::XbzrleLz4,
     ];
     for encoding in expected {
-        assert!(seen.contains(&encoding), "{encoding:?} not seen in {seen:?}");
+        assert!(
+            seen.contains(&encoding),
+            "{encoding:?} not seen in {seen:?}"
+        );
     }
 }

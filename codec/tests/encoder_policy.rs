@@ -19,7 +19,11 @@ fn pairs() -> Vec<(Vec<u8>, Vec<u8>)> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "pairs"))
         .collect();
     files.sort();
-    assert!(files.len() >= 8, "vector files missing in {}", dir.display());
+    assert!(
+        files.len() >= 8,
+        "vector files missing in {}",
+        dir.display()
+    );
     let mut pairs = Vec::new();
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
@@ -63,9 +67,7 @@ fn smallest_bytes_picks_the_smallest_candidate() {
     for (old, new) in pairs() {
         let mut best = usize::MAX;
         for encoding in singles {
-            let set = EncodingSet::empty()
-                .with(Encoding::ZeroRun)
-                .with(encoding);
+            let set = EncodingSet::empty().with(Encoding::ZeroRun).with(encoding);
             let body = second_record(&mut encoder(set, CostPolicy::SmallestBytes), &old, &new);
             best = best.min(size(&body));
         }
@@ -76,7 +78,10 @@ fn smallest_bytes_picks_the_smallest_candidate() {
         );
         assert_eq!(size(&chosen), best, "chose {chosen:?}");
         assert!(size(&chosen) <= 1 + PAGE);
-        if matches!(chosen, Some(RecordBody::Lz4(_) | RecordBody::Zstd(_) | RecordBody::XbzrleLz4 { .. })) {
+        if matches!(
+            chosen,
+            Some(RecordBody::Lz4(_) | RecordBody::Zstd(_) | RecordBody::XbzrleLz4 { .. })
+        ) {
             compressed_wins += 1;
         }
     }
@@ -135,7 +140,10 @@ fn link_time_at_a_slow_link_compresses() {
         smallest_bytes += size(&smallest);
     }
     // At 1 MB/s a byte costs 1 µs: compression nearly always pays.
-    assert!(link_bytes * 100 <= smallest_bytes * 102, "{link_bytes} vs {smallest_bytes}");
+    assert!(
+        link_bytes * 100 <= smallest_bytes * 102,
+        "{link_bytes} vs {smallest_bytes}"
+    );
 }
 
 #[test]
@@ -151,13 +159,22 @@ fn link_time_never_costs_more_than_the_smallest_choice() {
                 &new,
             );
             let raw = second_record(
-                &mut encoder(EncodingSet::empty().with(Encoding::ZeroRun), CostPolicy::SmallestBytes),
+                &mut encoder(
+                    EncodingSet::empty().with(Encoding::ZeroRun),
+                    CostPolicy::SmallestBytes,
+                ),
                 &old,
                 &new,
             );
             let cost = link_cost(&chosen, link);
-            assert!(cost <= link_cost(&smallest, link) * (1.0 + 1e-9), "{chosen:?} at {link}");
-            assert!(cost <= link_cost(&raw, link) * (1.0 + 1e-9), "{chosen:?} at {link}");
+            assert!(
+                cost <= link_cost(&smallest, link) * (1.0 + 1e-9),
+                "{chosen:?} at {link}"
+            );
+            assert!(
+                cost <= link_cost(&raw, link) * (1.0 + 1e-9),
+                "{chosen:?} at {link}"
+            );
             if matches!(chosen, Some(RecordBody::Lz4(_) | RecordBody::Zstd(_))) {
                 compressed += 1;
             }

@@ -22,7 +22,14 @@ fn bytes(seed: u64, len: usize, alphabet: u16) -> Vec<u8> {
 
 fn text_page(seed: u64, len: usize) -> Vec<u8> {
     // Words from a small vocabulary: compresses well, like text and code pages.
-    let words = [&b"page "[..], b"wire ", b"migration ", b"guest ", b"memory ", b"delta "];
+    let words = [
+        &b"page "[..],
+        b"wire ",
+        b"migration ",
+        b"guest ",
+        b"memory ",
+        b"delta ",
+    ];
     let choices = bytes(seed, len, 6);
     let mut page = Vec::with_capacity(len + 16);
     let mut i = 0;
@@ -115,7 +122,10 @@ fn check_every_encoding(page_size: PageSize) {
     assert_eq!(pair.send(0).unwrap().body.encoding(), Encoding::Raw);
     pair.write(0, &edited);
     assert_eq!(pair.send(0).unwrap().body.encoding(), Encoding::Xbzrle);
-    assert!(pair.send(0).is_none(), "resending the same content sends nothing");
+    assert!(
+        pair.send(0).is_none(),
+        "resending the same content sends nothing"
+    );
 
     let mut pair = Pair::new(page_size, 4, only(Encoding::XbzrleLz4));
     pair.write(0, &text);
@@ -164,8 +174,14 @@ fn an_idle_memory_costs_one_zero_run() {
         .encode_range(PageNumber(0), &memory, &mut records)
         .unwrap();
     assert_eq!(records.len(), 3);
-    assert_eq!(records[0].body, pagewire_codec::RecordBody::ZeroRun { count: 1000 });
-    assert_eq!(records[2].body, pagewire_codec::RecordBody::ZeroRun { count: 3095 });
+    assert_eq!(
+        records[0].body,
+        pagewire_codec::RecordBody::ZeroRun { count: 1000 }
+    );
+    assert_eq!(
+        records[2].body,
+        pagewire_codec::RecordBody::ZeroRun { count: 3095 }
+    );
     let stats = encoder.stats();
     assert_eq!(stats.zero.records, 2);
     assert_eq!(stats.zero.pages, 4095);

@@ -3,19 +3,14 @@
 use crate::Encoding;
 
 /// How the encoder ranks candidate encodings of a page.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum CostPolicy {
     /// The fewest bytes on the wire, whatever the CPU time (the default).
+    #[default]
     SmallestBytes,
     /// The least time: wire bytes at the link's speed plus the CPU time of the encoding,
     /// estimated from configured throughputs (the codec has no clock).
     LinkTime(LinkTime),
-}
-
-impl Default for CostPolicy {
-    fn default() -> Self {
-        CostPolicy::SmallestBytes
-    }
 }
 
 /// The link speed and CPU throughputs of [`CostPolicy::LinkTime`].
