@@ -159,6 +159,34 @@ impl PageBitmap {
             .map(PageNumber)
     }
 
+    /// The first page of the set at or after `from`, or `None` if there is none. Scans whole
+    /// words, so walking a set with it costs one step per set page plus one per empty word.
+    ///
+    /// ```
+    /// use pagewire_codec::{PageBitmap, PageCount, PageNumber};
+    /// let mut set = PageBitmap::new(PageCount(200));
+    /// set.insert(PageNumber(5));
+    /// set.insert(PageNumber(130));
+    /// assert_eq!(set.first_at_or_after(PageNumber(6)), Some(PageNumber(130)));
+    /// assert_eq!(set.first_at_or_after(PageNumber(131)), None);
+    /// ```
+    pub fn first_at_or_after(&self, from: PageNumber) -> Option<PageNumber> {
+        if from.0 >= self.page_count {
+            return None;
+        }
+        let mut index = (from.0 / 64) as usize;
+        let mut word = self.words[index] & (u64::MAX << (from.0 % 64));
+        loop {
+            if word != 0 {
+                return Some(PageNumber(
+                    index as u64 * 64 + u64::from(word.trailing_zeros()),
+                ));
+            }
+            index += 1;
+            word = *self.words.get(index)?;
+        }
+    }
+
     fn zip_words(&mut self, other: &PageBitmap, op: impl Fn(u64, u64) -> u64) {
         assert_eq!(
             self.page_count, other.page_count,
@@ -240,7 +268,10 @@ mod tests {
         assert!(!set.insert(PageNumber(10)));
         assert!(!set.remove(PageNumber(u64::MAX)));
         set.insert_range(PageNumber(8), 100);
-        assert_eq!(set.iter().collect::<Vec<_>>(), [PageNumber(8), PageNumber(9)]);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [PageNumber(8), PageNumber(9)]
+        );
     }
 
     #[test]
@@ -274,6 +305,20 @@ mod tests {
             prop_assert_eq!(bitmap.count(), model.len() as u64);
             let listed: Vec<u64> = bitmap.iter().map(|p| p.0).collect();
             prop_assert_eq!(listed, model.into_iter().collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn first_at_or_after_finds_the_next_member(
+            page_count in 1u64..300,
+            pages in proptest::collection::vec(0u64..300, 0..40),
+            from in 0u64..320,
+        ) {
+            let mut bitmap = PageBitmap::new(PageCount(page_count));
+            for p in &pages {
+                bitmap.insert(PageNumber(*p));
+            }
+            let expected = bitmap.iter().find(|p| p.0 >= from);
+            prop_assert_eq!(bitmap.first_at_or_after(PageNumber(from)), expected);
         }
 
         #[test]
