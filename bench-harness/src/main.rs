@@ -1,2 +1,9 @@
 //! The `pagewire` command-line tool.
-fn main() {}
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,53 @@
+//! The `pagewire` command line: one module per command group (`trace gen`, `trace info`, ...);
+//! a new subcommand is a variant of the matching `Subcommand` enum and a module with its
+//! arguments and `run` function.
+
+mod trace_gen;
+mod trace_info;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A result whose error is printed and turns into a non-zero exit code.
+pub(crate) type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// pagewire: live migration of memory pages, and the tools to measure it.
+#[derive(Debug, Parser)]
+#[command(name = "pagewire", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Dirty-page traces: generate, inspect.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceCommand {
+    /// Generate a synthetic trace.
+    Gen(trace_gen::GenArgs),
+    /// Print a trace's geometry and totals (read from its header and footer only).
+    Info(trace_info::InfoArgs),
+}
+
+/// Parses the command line, runs the command, and reports errors on stderr.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Trace(TraceCommand::Gen(args)) => trace_gen::run(args),
+        Command::Trace(TraceCommand::Info(args)) => trace_info::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
