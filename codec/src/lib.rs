@@ -26,7 +26,10 @@ pub mod xbzrle;
 pub mod zero;
 
 pub use bitmap::PageBitmap;
+pub use decoder::{ApplyError, Decoder};
+pub use encoder::{CostPolicy, Encoder, EncoderConfig, EncoderStats};
 pub use hash::ContentHash;
+pub use memory::{DestinationMemory, InMemory};
 pub use page::{InvalidPageSize, PageCount, PageNumber, PageSize};
 pub use record::{Encoding, EncodingSet, PageRecord, RecordBody};
 pub use xbzrle::{XbzrleDecodeError, XbzrleGaveUp, XbzrleMode};

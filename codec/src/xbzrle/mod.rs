@@ -36,6 +36,8 @@
 mod changes;
 mod decode;
 mod encode;
+#[cfg(test)]
+mod proptests;
 mod uleb;
 
 pub use decode::decode;

@@ -1,1 +1,0 @@
-//! The source-side encoder: picks the cheapest encoding of each page under a cost policy.
