@@ -1,0 +1,240 @@
+//! One scan of the target's writable memory: residency from pagemap, contents through
+//! `/proc/PID/mem` in large reads, xxh3 digests compared with the previous scan.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use pagewire_codec::PageNumber;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::layout::{Layout, Observation, PageDigest, PageLimitReached};
+use super::maps::{Backing, VirtualPage, WritableRange};
+use super::pagemap::{PagemapReader, Residency};
+
+/// Pages whose pagemap entries are read at once (256 KiB of entries, 128 MiB of memory).
+const PAGEMAP_CHUNK_PAGES: u64 = 32 * 1024;
+/// Largest single read of memory, in pages (1 MiB at 4 KiB pages).
+const READ_CHUNK_PAGES: usize = 256;
+
+/// Counts from one scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanCounts {
+    /// Writable private mappings listed.
+    pub ranges: u64,
+    /// Pages in those mappings (virtual size).
+    pub mapped_pages: u64,
+    /// Present pages read and hashed.
+    pub pages_read: u64,
+    /// Pages recorded (changed content, new non-zero pages, discarded pages now zero).
+    pub pages_changed: u64,
+    /// Present pages that could not be read this scan (range vanished: `EIO`, `ESRCH`, ...).
+    pub pages_skipped: u64,
+}
+
+/// Why a scan ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// `/proc/PID/pagemap` or `/proc/PID/mem` failed in a way other than a vanished range.
+    #[error("reading /proc/PID/{file} failed: {source}")]
+    Read {
+        /// `pagemap` or `mem`.
+        file: &'static str,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A new page would exceed the memory cap.
+    #[error(transparent)]
+    PageLimit(#[from] PageLimitReached),
+    /// The consumer of changed pages failed (writing the trace).
+    #[error("writing a recorded page failed: {0}")]
+    Emit(#[source] io::Error),
+}
+
+/// Reads and hashes the target's writable memory.
+#[derive(Debug)]
+pub struct Scanner {
+    mem: File,
+    pagemap: PagemapReader,
+    page_size: usize,
+    zero_digest: PageDigest,
+    zero_page: Vec<u8>,
+    residency: Vec<Residency>,
+    buffer: Vec<u8>,
+}
+
+/// Whether an error reading a range means the range (or the process) went away during the
+/// scan, which only skips the range.
+fn is_vanished_range(error: &io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        error.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EIO | Errno::ESRCH | Errno::EFAULT | Errno::ENOMEM | Errno::ENXIO)
+    )
+}
+
+impl Scanner {
+    /// A scanner over the target's open `/proc/PID/mem` and `/proc/PID/pagemap`.
+    pub fn new(mem: File, pagemap: File, page_size: usize) -> Self {
+        let zero_page = vec![0; page_size];
+        Self {
+            mem,
+            pagemap: PagemapReader::new(pagemap),
+            page_size,
+            zero_digest: xxh3_64(&zero_page),
+            zero_page,
+            residency: Vec::new(),
+            buffer: vec![0; READ_CHUNK_PAGES * page_size],
+        }
+    }
+
+    /// Scans `ranges`, updates `layout`, and passes every page whose content changed since the
+    /// last scan (or that appeared with non-zero content) to `emit` with its new content.
+    pub fn scan(
+        &mut self,
+        ranges: &[WritableRange],
+        layout: &mut Layout,
+        emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
+    ) -> Result<ScanCounts, ScanError> {
+        let mut counts = ScanCounts {
+            ranges: ranges.len() as u64,
+            ..ScanCounts::default()
+        };
+        for range in ranges {
+            counts.mapped_pages += range.pages();
+            let mut first = range.start.0;
+            while first < range.end.0 {
+                let count = (range.end.0 - first).min(PAGEMAP_CHUNK_PAGES);
+                match self
+                    .pagemap
+                    .read(VirtualPage(first), count as usize, &mut self.residency)
+                {
+                    Ok(()) => {}
+                    Err(error) if is_vanished_range(&error) => {
+                        first += count;
+                        continue;
+                    }
+                    Err(source) => {
+                        return Err(ScanError::Read {
+                            file: "pagemap",
+                            source,
+                        });
+                    }
+                }
+                self.scan_chunk(VirtualPage(first), range.backing, layout, emit, &mut counts)?;
+                first += count;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Handles the pages of one pagemap chunk (`self.residency`, starting at `first`).
+    fn scan_chunk(
+        &mut self,
+        first: VirtualPage,
+        backing: Backing,
+        layout: &mut Layout,
+        emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
+        counts: &mut ScanCounts,
+    ) -> Result<(), ScanError> {
+        let residency = std::mem::take(&mut self.residency);
+        let mut index = 0;
+        while index < residency.len() {
+            let page = VirtualPage(first.0 + index as u64);
+            match residency[index] {
+                Residency::Present => {
+                    let run = residency[index..]
+                        .iter()
+                        .take(READ_CHUNK_PAGES)
+                        .take_while(|r| **r == Residency::Present)
+                        .count();
+                    self.scan_present_run(page, run, backing, layout, emit, counts)?;
+                    index += run;
+                }
+                Residency::Absent if backing == Backing::Anonymous => {
+                    // Discarded anonymous memory reads as zeros: a page we knew with other
+                    // content was (in effect) zeroed.
+                    if layout
+                        .digest_of(page)
+                        .is_some_and(|d| d != self.zero_digest)
+                    {
+                        self.record(page, backing, layout, emit, counts, None)?;
+                    }
+                    index += 1;
+                }
+                Residency::Absent | Residency::Swapped => index += 1,
+            }
+        }
+        self.residency = residency;
+        Ok(())
+    }
+
+    /// Reads `run` present pages from `start` in one read and records the changed ones.
+    fn scan_present_run(
+        &mut self,
+        start: VirtualPage,
+        run: usize,
+        backing: Backing,
+        layout: &mut Layout,
+        emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
+        counts: &mut ScanCounts,
+    ) -> Result<(), ScanError> {
+        let bytes = run * self.page_size;
+        let mut filled = 0;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        while filled < bytes {
+            let offset = start.0 * self.page_size as u64 + filled as u64;
+            match self.mem.read_at(&mut buffer[filled..bytes], offset) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if is_vanished_range(&error) => break,
+                Err(source) => {
+                    self.buffer = buffer;
+                    return Err(ScanError::Read {
+                        file: "mem",
+                        source,
+                    });
+                }
+            }
+        }
+        let whole_pages = filled / self.page_size;
+        counts.pages_read += whole_pages as u64;
+        counts.pages_skipped += (run - whole_pages) as u64;
+        let mut result = Ok(());
+        for (i, content) in buffer[..whole_pages * self.page_size]
+            .chunks_exact(self.page_size)
+            .enumerate()
+        {
+            let page = VirtualPage(start.0 + i as u64);
+            result = self.record(page, backing, layout, emit, counts, Some(content));
+            if result.is_err() {
+                break;
+            }
+        }
+        self.buffer = buffer;
+        result
+    }
+
+    /// Observes one page's content (`None`: zeros) and emits it when it changed.
+    fn record(
+        &self,
+        page: VirtualPage,
+        backing: Backing,
+        layout: &mut Layout,
+        emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
+        counts: &mut ScanCounts,
+        content: Option<&[u8]>,
+    ) -> Result<(), ScanError> {
+        let content = content.unwrap_or(&self.zero_page);
+        let digest = xxh3_64(content);
+        let number = match layout.observe(page, backing, digest)? {
+            Observation::Unchanged => return Ok(()),
+            Observation::New(_) if digest == self.zero_digest => return Ok(()),
+            Observation::New(number) | Observation::Changed(number) => number,
+        };
+        counts.pages_changed += 1;
+        emit(number, content).map_err(ScanError::Emit)
+    }
+}
