@@ -5,4 +5,6 @@
 #![warn(missing_docs)]
 
 pub mod recorder;
+pub mod report;
+pub mod sim;
 pub mod trace;

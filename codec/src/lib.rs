@@ -65,5 +65,5 @@ pub use memory::{DestinationMemory, InMemory};
 pub use page::{InvalidPageSize, PageCount, PageNumber, PageSize};
 pub use phase::{Direction, Phase, PhaseTracker};
 pub use record::{Encoding, EncodingSet, PageRecord, RecordBody};
-pub use xbzrle::{XbzrleDecodeError, XbzrleGaveUp, XbzrleMode};
 pub use select::{Decision, Observation, Strategy};
+pub use xbzrle::{XbzrleDecodeError, XbzrleGaveUp, XbzrleMode};

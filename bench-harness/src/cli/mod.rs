@@ -2,6 +2,7 @@
 //! a new subcommand is a variant of the matching `Subcommand` enum and a module with its
 //! arguments and `run` function.
 
+mod bench;
 mod trace_gen;
 mod trace_info;
 mod trace_record;
@@ -27,6 +28,8 @@ enum Command {
     /// Dirty-page traces: generate, inspect.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Simulate migrating a trace under page-selection strategies over links; write reports.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +49,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Trace(TraceCommand::Gen(args)) => trace_gen::run(args),
         Command::Trace(TraceCommand::Info(args)) => trace_info::run(args),
         Command::Trace(TraceCommand::Record(args)) => trace_record::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

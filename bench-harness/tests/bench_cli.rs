@@ -1,0 +1,93 @@
+//! Smoke test of `pagewire bench` on a tiny generated trace: the table, CSV, JSON and SVG are
+//! written and parse.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn pagewire(args: &[&str]) -> std::process::Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_pagewire"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pagewire {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn bench_writes_table_csv_json_and_svg() {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("pagewire-bench-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("tiny.trace");
+    let out = dir.join("out");
+    pagewire(&[
+        "trace",
+        "gen",
+        "uniform",
+        "--out",
+        trace.to_str().unwrap(),
+        "--memory",
+        "2MiB",
+        "--duration",
+        "2s",
+        "--dirty-rate",
+        "4MiB",
+        "--quiet",
+    ]);
+    let output = pagewire(&[
+        "bench",
+        trace.to_str().unwrap(),
+        "--strategies",
+        "stop-and-copy,precopy,postcopy,mirror",
+        "--link",
+        "100mbit,1gbit",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("100mbit") && stdout.contains("precopy"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("bench.txt"))
+            .unwrap()
+            .lines()
+            .count()
+            >= 4,
+        true
+    );
+
+    let csv = std::fs::read_to_string(out.join("bench.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 4 * 2);
+    let columns = lines[0].split(',').count();
+    assert!(lines.iter().all(|line| line.split(',').count() == columns));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 8);
+    for run in runs {
+        assert!(run["total_seconds"].as_f64().unwrap() > 0.0);
+        assert!(run["data_bytes"].as_u64().unwrap() > 0);
+    }
+    // A slower link never makes stop-and-copy faster.
+    let time = |link: &str| {
+        runs.iter()
+            .find(|r| r["strategy"] == "stop-and-copy" && r["link"] == link)
+            .unwrap()["total_seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(time("100mbit") > time("1gbit"));
+
+    let svg = std::fs::read_to_string(out.join("bench.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 4);
+}

@@ -1,0 +1,178 @@
+//! The simulator against cases whose result can be worked out by hand, and determinism.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pagewire_bench::sim::{LinkSpec, SimConfig, Timeline, simulate};
+use pagewire_bench::trace::content::{ContentMix, ContentModel};
+use pagewire_bench::trace::generators::{GenConfig, HotCold, HotColdShape, generate};
+use pagewire_bench::trace::{ContentMode, TraceHeader, TraceWriter};
+use pagewire_codec::{PageCount, PageNumber, PageSize};
+
+const PAGE: u64 = 4096;
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pagewire-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A content-less trace of `pages` pages: 100 epochs 100 ms apart, each writing `written`.
+fn dirty_trace(name: &str, pages: u64, written: std::ops::Range<u64>) -> PathBuf {
+    let path = temp_path(name);
+    let header = TraceHeader::new(PageSize::KIB_4, ContentMode::DirtyOnly, PageCount(pages));
+    let mut writer = TraceWriter::create(&path, header).unwrap();
+    for epoch in 1..=100u64 {
+        writer
+            .begin_epoch(Duration::from_millis(100 * epoch))
+            .unwrap();
+        for page in written.clone() {
+            writer.write_dirty(PageNumber(page)).unwrap();
+        }
+        writer.end_epoch().unwrap();
+    }
+    writer.finish().unwrap();
+    path
+}
+
+fn run(path: &Path, strategy: &str, config: &SimConfig) -> pagewire_bench::sim::RunResult {
+    let timeline = Arc::new(Timeline::scan(path).unwrap());
+    simulate(path, timeline, &strategy.parse().unwrap(), config).unwrap()
+}
+
+fn varint_len(value: u64) -> u64 {
+    let mut len = 1;
+    let mut rest = value >> 7;
+    while rest > 0 {
+        len += 1;
+        rest >>= 7;
+    }
+    len
+}
+
+/// Page-record bytes of sending pages `0..pages` raw in frames of 64: each frame's first record
+/// carries its pfn as the delta, the others a one-byte delta; raw bodies are a tag + the page.
+fn raw_data_bytes(pages: u64) -> u64 {
+    (0..pages)
+        .map(|p| if p % 64 == 0 { varint_len(p) } else { 1 } + 1 + PAGE)
+        .sum()
+}
+
+fn link(bits: u64, rtt_ms: u64) -> LinkSpec {
+    LinkSpec::from_bits(bits, Duration::from_millis(rtt_ms))
+}
+
+#[test]
+fn idle_vm_stop_and_copy_takes_memory_over_bandwidth_plus_overheads() {
+    let pages = 1024;
+    let path = dirty_trace("idle.trace", pages, 0..0);
+    let config = SimConfig::new(link(1_000_000_000, 1));
+    let result = run(&path, "stop-and-copy", &config);
+    let data = raw_data_bytes(pages);
+    let frames = pages.div_ceil(64);
+    assert_eq!(result.data_bytes, data);
+    assert_eq!(result.control_bytes, 8 * frames);
+    assert_eq!(result.device_bytes, 128 << 10);
+    let wire = data + 8 * frames + (128 << 10);
+    let transfer = (wire * 1_000_000_000).div_ceil(125_000_000);
+    // Hello round trip, the transfer, the activation round trip.
+    let expected = Duration::from_nanos(2_000_000 + transfer);
+    assert_eq!(Duration::from_secs_f64(result.total_seconds), expected);
+    assert_eq!(
+        Duration::from_secs_f64(result.downtime_seconds),
+        expected - Duration::from_millis(1)
+    );
+    assert_eq!(result.pages_sent, pages);
+    assert_eq!(result.iterations, 0);
+    // Memory over bandwidth is the bulk of the time: overheads are about 0.1%.
+    let ideal = (pages * PAGE) as f64 / 125e6;
+    assert!(result.total_seconds > ideal && result.total_seconds < ideal * 1.2 + 0.002);
+}
+
+#[test]
+fn idle_vm_precopy_sends_memory_once_with_no_stop_copy_pages() {
+    let pages = 1024;
+    let path = dirty_trace("idle-precopy.trace", pages, 0..0);
+    let config = SimConfig::new(link(1_000_000_000, 1));
+    let result = run(&path, "precopy", &config);
+    assert_eq!(result.iterations, 1);
+    assert_eq!(result.stop_copy_pages, 0);
+    assert_eq!(result.data_bytes, raw_data_bytes(pages));
+    // Frames plus the round's start and end signals.
+    assert_eq!(result.control_bytes, 8 * 16 + 2 * 8);
+    // One round trip before, one after; everything else is bytes at 125 MB/s (8 ns a byte).
+    let wire = result.data_bytes + result.control_bytes + (128 << 10);
+    assert_eq!(
+        Duration::from_secs_f64(result.total_seconds),
+        Duration::from_nanos(2_000_000 + wire * 8)
+    );
+}
+
+#[test]
+fn vm_dirtying_faster_than_the_link_makes_precopy_hit_its_round_cap() {
+    // 400 pages (1.6 MB) rewritten every 100 ms: 16 MB/s against a 10 Mbit/s (1.25 MB/s) link.
+    let path = dirty_trace("hot.trace", 1024, 0..400);
+    let config = SimConfig::new(link(10_000_000, 1));
+    let result = run(&path, "precopy:max-rounds=6,max-factor=0", &config);
+    assert_eq!(result.stop_reason, "RoundLimit");
+    assert_eq!(result.iterations, 6);
+    // Every round after the first resends (about) the hot set, and stop-and-copy sends it again.
+    assert!(result.stop_copy_pages >= 390, "{}", result.stop_copy_pages);
+    assert!(result.downtime_seconds > 1.0, "{}", result.downtime_seconds);
+    assert_eq!(result.trace_replays, 0);
+}
+
+#[test]
+fn a_migration_outlasting_the_trace_replays_it() {
+    // 4 MiB at 1 Mbit/s takes about 34 s; the trace covers 10 s.
+    let path = dirty_trace("short.trace", 1024, 0..10);
+    let result = run(&path, "precopy", &SimConfig::new(link(1_000_000, 1)));
+    assert!(result.total_seconds > 30.0, "{}", result.total_seconds);
+    assert_eq!(result.trace_replays, 3);
+    assert_eq!(result.stop_reason, "FewPagesLeft");
+}
+
+fn content_trace(name: &str) -> PathBuf {
+    let path = temp_path(name);
+    let config = GenConfig {
+        page_size: PageSize::KIB_4,
+        page_count: PageCount(1024),
+        interval: Duration::from_millis(100),
+        epochs: 30,
+        content: ContentMode::Full,
+        model: ContentModel::new(7, ContentMix::default(), 64),
+        identical_share: 0.4,
+        seed: 7,
+    };
+    let mut pattern = HotCold::new(
+        config.page_count,
+        config.pages_per_epoch(2e6),
+        HotColdShape::Zipf { exponent: 1.0 },
+    );
+    let header = TraceHeader::new(config.page_size, config.content, config.page_count);
+    let mut writer = TraceWriter::create(&path, header).unwrap();
+    generate(&config, &mut pattern, &mut writer, &mut |_| {}).unwrap();
+    writer.finish().unwrap();
+    path
+}
+
+#[test]
+fn same_inputs_give_the_same_result_for_every_strategy() {
+    let path = content_trace("content.trace");
+    let mut config = SimConfig::new(link(100_000_000, 1));
+    config.start = Duration::from_secs(1);
+    for name in pagewire_codec::select::names() {
+        let first = run(&path, name, &config);
+        let second = run(&path, name, &config);
+        assert_eq!(
+            serde_json::to_string(&first).unwrap(),
+            serde_json::to_string(&second).unwrap(),
+            "{name}"
+        );
+        assert!(first.total_seconds > 0.0, "{name}");
+        assert!(first.encoder.is_some(), "{name}");
+        // Every page reaches the destination at least once.
+        assert!(first.pages_sent >= 1024 || first.encoder.as_ref().unwrap().unchanged > 0);
+    }
+}
