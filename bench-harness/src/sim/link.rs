@@ -61,7 +61,7 @@ impl FromStr for LinkSpec {
             .ok_or_else(bad)?;
         let value: f64 = number.trim().parse().map_err(|_| bad())?;
         let bits = value * scale;
-        if !(bits.is_finite() && bits >= 8.0 && bits < 1e15) {
+        if !(bits.is_finite() && (8.0..1e15).contains(&bits)) {
             return Err(bad());
         }
         Ok(LinkSpec::from_bits(bits.round() as u64, Duration::ZERO))
