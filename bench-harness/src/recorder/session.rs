@@ -373,16 +373,7 @@ impl Recorder {
 
     /// `key = value` pairs describing how this recording was made, for the trace header.
     pub fn describe(&self) -> Vec<(String, String)> {
-        let pid = self.target.pid();
-        let command = fs::read(pid.proc_path("cmdline"))
-            .map(|raw| {
-                raw.split(|b| *b == 0)
-                    .filter(|arg| !arg.is_empty())
-                    .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
+        let command = self.target.command_line().to_owned();
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         [
             ("source", "pagewire trace record".to_owned()),

@@ -51,6 +51,7 @@ pub enum TargetExit {
 pub struct Target {
     pid: ProcessId,
     child: Option<Child>,
+    command_line: String,
 }
 
 impl Target {
@@ -67,15 +68,34 @@ impl Target {
                     program: program.to_string_lossy().into_owned(),
                     source,
                 })?;
+        let command_line = command
+            .iter()
+            .map(|arg| arg.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         Ok(Self {
             pid: ProcessId(child.id()),
             child: Some(child),
+            command_line,
         })
     }
 
     /// Attaches to a running process (which must exist).
     pub fn attach(pid: ProcessId) -> Result<Self, RecorderError> {
-        let target = Self { pid, child: None };
+        let command_line = fs::read(pid.proc_path("cmdline"))
+            .map(|raw| {
+                raw.split(|b| *b == 0)
+                    .filter(|arg| !arg.is_empty())
+                    .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let target = Self {
+            pid,
+            child: None,
+            command_line,
+        };
         match fs::metadata(pid.proc_path("stat")) {
             Ok(_) if !target.is_zombie() => Ok(target),
             Ok(_) => Err(RecorderError::NoSuchProcess { pid }),
@@ -84,6 +104,12 @@ impl Target {
             }
             Err(source) => Err(RecorderError::proc_access(pid.proc_path("stat"), source)),
         }
+    }
+
+    /// The command line the target was started with (read from `/proc/PID/cmdline` when
+    /// attaching), kept from the start so it survives the target's exit.
+    pub fn command_line(&self) -> &str {
+        &self.command_line
     }
 
     /// The target's process id.
