@@ -237,10 +237,10 @@ fn pages(c: &mut Criterion) {
         bench_xbzrle(&mut g, &big);
         g.finish();
     }
-    let mut g = c.benchmark_group("in_cache/zero");
+    let mut g = c.benchmark_group("in_cache/is_zero");
     bench_zero(&mut g, 64 * PAGE);
     g.finish();
-    let mut g = c.benchmark_group("out_of_cache/zero");
+    let mut g = c.benchmark_group("out_of_cache/is_zero");
     g.sample_size(10);
     bench_zero(&mut g, OUT_OF_CACHE_BYTES / 2);
     g.finish();
