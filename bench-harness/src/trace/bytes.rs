@@ -1,16 +1,14 @@
 //! Byte-level helpers of the trace format: LEB128 varints, zigzag page-number deltas, and a
 //! bounds-checked cursor over a decoded block.
 //!
-//! The codec crate has its own varint module for the wire; the trace format keeps these few
-//! lines private so the file format does not change when the wire does.
+//! Varints are the wire's ([`pagewire_codec::varint`]): LEB128, minimal encodings only, the
+//! same rule `spec/trace.md` states.
+
+use pagewire_codec::varint;
 
 /// Appends `value` as LEB128 (at most 10 bytes).
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: u64) {
+    varint::encode(value, out);
 }
 
 /// Zigzag-encodes a signed difference so small negative steps stay short.
@@ -82,22 +80,13 @@ impl<'a> Cursor<'a> {
 
     /// The next LEB128 varint (minimal encoding only).
     pub(crate) fn varint(&mut self) -> Result<u64, CursorError> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let byte = self.u8()?;
-            let bits = u64::from(byte & 0x7f);
-            if i == 9 && byte > 1 {
-                return Err(CursorError::BadVarint);
-            }
-            value |= bits << (7 * i);
-            if byte & 0x80 == 0 {
-                if i > 0 && byte == 0 {
-                    return Err(CursorError::BadVarint);
-                }
-                return Ok(value);
-            }
-        }
-        Err(CursorError::BadVarint)
+        let mut rest = &self.bytes[self.pos..];
+        let value = varint::decode(&mut rest).map_err(|e| match e {
+            varint::VarintError::Truncated => CursorError::End,
+            _ => CursorError::BadVarint,
+        })?;
+        self.pos = self.bytes.len() - rest.len();
+        Ok(value)
     }
 }
 

@@ -39,7 +39,6 @@ mod reader;
 pub mod rng;
 mod sink;
 mod writer;
-mod zero;
 
 pub use error::{ChecksummedPart, Corruption, TraceReadError, TraceWriteError};
 pub use footer::TraceSummary;

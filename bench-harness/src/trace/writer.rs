@@ -5,6 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use pagewire_codec::zero::is_zero;
 use pagewire_codec::{PageBitmap, PageCount, PageNumber};
 
 use super::block::BlockEncoder;
@@ -16,7 +17,6 @@ use super::format::{MAX_BLOCK_UNCOMPRESSED, MAX_PAGE_COUNT, tag};
 use super::header::{ContentMode, TraceHeader};
 use super::history::PageHistory;
 use super::sink::TraceSink;
-use super::zero::is_zero;
 
 /// Tuning of a [`TraceWriter`]; the defaults suit recorders and generators alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

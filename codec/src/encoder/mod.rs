@@ -51,6 +51,7 @@ use crate::cache::PageCache;
 use crate::compress::zstd::{DEFAULT_LEVEL, InvalidZstdLevel};
 use crate::compress::{Lz4Compressor, ZstdCompressor};
 use crate::dedup::{DEFAULT_MAX_ENTRIES, DedupIndex};
+use crate::varint::encoded_len as varint_len;
 use crate::xbzrle::{self, XbzrleMode};
 use crate::{
     ContentHash, Encoding, EncodingSet, PageNumber, PageRecord, PageSize, RecordBody, zero,
@@ -491,12 +492,6 @@ fn lz4_min_len(input: usize) -> usize {
     (input / 255).max(1)
 }
 
-/// The length of `value` as a LEB128 varint.
-fn varint_len(value: u64) -> usize {
-    let bits = 64 - value.max(1).leading_zeros() as usize;
-    bits.div_ceil(7)
-}
-
 /// The bytes `body` takes in a page batch after its page-number delta: the tag and the body
 /// as `spec/wire.md` lays it out.
 ///
@@ -519,24 +514,5 @@ pub fn body_wire_len(body: &RecordBody, page_size: PageSize) -> usize {
             delta_len,
             compressed,
         } => varint_len(u64::from(*delta_len)) + with_len(compressed.len()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varint_len_matches_leb128() {
-        for (value, len) in [
-            (0u64, 1),
-            (127, 1),
-            (128, 2),
-            (16383, 2),
-            (16384, 3),
-            (u64::MAX, 10),
-        ] {
-            assert_eq!(varint_len(value), len, "{value}");
-        }
     }
 }
