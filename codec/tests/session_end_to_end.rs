@@ -3,10 +3,13 @@
 
 mod session_support;
 
-use pagewire_codec::frame::CommitAnswer;
+use std::num::NonZeroU16;
+
+use pagewire_codec::PageNumber;
+use pagewire_codec::frame::{CommitAnswer, Frame};
 use pagewire_codec::phase::Phase;
-use pagewire_codec::session::Event;
-use session_support::{DEVICE_STATE, Pair, PairConfig, count};
+use pagewire_codec::session::{Event, PageAffinity, StreamId};
+use session_support::{DEVICE_STATE, Pair, PairConfig, count, frames_of, limits};
 
 fn migrate(strategy: &str, page_streams: u16) -> Pair {
     let mut pair = Pair::new(PairConfig::new(strategy, page_streams));
@@ -44,7 +47,34 @@ fn migrate(strategy: &str, page_streams: u16) -> Pair {
     assert_eq!(source.batches, destination.batches);
     assert_eq!(source.pages_sent, destination.pages);
     assert_eq!(source.bytes_sent, destination.bytes_received);
+    assert_pages_keep_their_stream(&pair, page_streams);
     pair
+}
+
+/// Every page travelled on the one stream its affinity names, and only batches travelled on
+/// page streams.
+fn assert_pages_keep_their_stream(pair: &Pair, page_streams: u16) {
+    let affinity = PageAffinity::new(NonZeroU16::new(page_streams).unwrap());
+    let mut pages = 0;
+    for index in 0..page_streams {
+        let chunks = pair
+            .transcript
+            .iter()
+            .filter(|(stream, _)| *stream == StreamId::Page(index))
+            .map(|(_, bytes)| bytes.clone());
+        for frame in frames_of(chunks, limits()) {
+            let Frame::PageBatch(batch) = frame else {
+                panic!("{frame:?} on page stream {index}");
+            };
+            for record in &batch.records {
+                for page in record.page.0..record.page.0 + record.body.pages_covered() {
+                    assert_eq!(affinity.index_of(PageNumber(page)), usize::from(index));
+                    pages += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(pages, pair.source.stats().pages_sent);
 }
 
 #[test]
@@ -94,4 +124,27 @@ fn several_live_rounds_run_while_the_guest_writes() {
         matches!(e, Event::RoundStarted { .. })
     });
     assert!(rounds >= 2, "only {rounds} live rounds");
+}
+
+#[test]
+fn iteration_barriers_hold_streams_that_run_ahead() {
+    // The control stream trickles: batches of the next iteration overtake its
+    // ITERATION_START and wait for it.
+    let mut config = PairConfig::new("precopy:min-pages=4", 3);
+    config.control_budget = 24;
+    let mut pair = Pair::new(config.clone());
+    pair.run();
+    let stats = pair.destination.stats();
+    assert!(pair.destination.activated());
+    assert!(pair.destination.memory() == pair.source.memory());
+    assert!(stats.held_batches > 0, "{stats:?}");
+    // The page streams trickle: ITERATION_ENDs overtake the batches they count and wait.
+    config.control_budget = 1 << 16;
+    config.page_budget = 4096;
+    let mut pair = Pair::new(config);
+    pair.run();
+    let stats = pair.destination.stats();
+    assert!(pair.destination.activated());
+    assert!(pair.destination.memory() == pair.source.memory());
+    assert!(stats.held_ends > 0, "{stats:?}");
 }

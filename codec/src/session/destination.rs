@@ -65,6 +65,10 @@ pub struct DestinationStats {
     pub bytes_sent: u64,
     /// Mismatching commit answers sent.
     pub commit_mismatches: u32,
+    /// Batches that arrived on a page stream before their ITERATION_START and waited.
+    pub held_batches: u64,
+    /// ITERATION_ENDs that arrived before the batches they count and waited.
+    pub held_ends: u64,
 }
 
 impl<M: DestinationMemory> DestinationSession<M> {
@@ -315,6 +319,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
                 && self.applied < end.batches
             {
                 self.held_end = Some(end);
+                self.stats.held_ends += 1;
                 break;
             }
             self.on_control(frame)?;
@@ -326,6 +331,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
         let mut progressed = false;
         while !self.core.is_over() {
             let stream = &mut self.page_streams[index];
+            let was_held = stream.held.is_some();
             let batch = match stream.held.take() {
                 Some(batch) => batch,
                 None => match stream.frames.poll()? {
@@ -341,6 +347,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
             };
             if self.must_wait(&batch) {
                 self.page_streams[index].held = Some(batch);
+                self.stats.held_batches += u64::from(!was_held);
                 break;
             }
             self.apply_batch(batch)?;
