@@ -48,6 +48,7 @@ fn migrate(strategy: &str, page_streams: u16) -> Pair {
     assert_eq!(source.pages_sent, destination.pages);
     assert_eq!(source.bytes_sent, destination.bytes_received);
     assert_pages_keep_their_stream(&pair, page_streams);
+    assert_eq!(pair.source.encoder_stats().len(), usize::from(page_streams));
     pair
 }
 
