@@ -538,7 +538,6 @@ fn exact_write_tracking_shows_exactly_the_writes_including_unchanged_rewrites() 
     writeln!(writer.stdin, "exit").unwrap();
     writer.child.wait().unwrap();
     let page_count = recorder.layout().page_count();
-    drop(sink);
     file.finish(page_count).unwrap();
 
     // In the trace, the rewrite of page 3 is a write with unchanged content, page 7 changed.
