@@ -1,7 +1,8 @@
 //! # pagewire-bench
 //!
 //! Dirty-page traces (format, generators, recorder), the migration simulator and reports.
-#![forbid(unsafe_code)]
+// `unsafe` is allowed in one module only: `recorder::uffd::sys` (syscalls and ioctls).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod recorder;

@@ -10,11 +10,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use pagewire_bench::recorder::maps::VirtualPage;
+use pagewire_bench::recorder::trace_file::TraceFileSink;
+use pagewire_bench::recorder::uffd::{self, PreloadLibrary};
 use pagewire_bench::recorder::{
-    EpochSink, MemorySink, ProcessId, RecordOptions, Recorder, RecorderError, Step, StopReason,
-    TargetExit,
+    EpochPages, EpochSink, MemorySink, ProcessId, RecordOptions, Recorder, RecorderError, Step,
+    StopReason, TargetExit, TrackerChoice,
 };
-use pagewire_codec::PageNumber;
+use pagewire_bench::trace::{ContentMode, Epoch, TraceHeader, TraceReader, TraceWriter, WriteKind};
+use pagewire_codec::{PageCount, PageNumber, PageSize};
 
 const CHILD_ENV: &str = "PAGEWIRE_RECORDER_PATTERN_WRITER";
 const PAGE: usize = 4096;
@@ -105,6 +108,10 @@ struct Writer {
 
 impl Writer {
     fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    fn start_with_env(env: &[(&str, std::ffi::OsString)]) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -116,6 +123,7 @@ impl Writer {
             // A fixed threshold keeps glibc from moving large allocations to the heap after
             // the first one is freed, so `map` is always a fresh mmap.
             .env("MALLOC_MMAP_THRESHOLD_", "131072")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -418,4 +426,147 @@ fn run_stops_at_the_epoch_limit() {
     );
     assert_eq!(sink.epochs.len(), 3);
     assert!(sink.epochs.windows(2).all(|w| w[0].offset < w[1].offset));
+}
+
+/// Gives every recorded page both to memory (exact contents) and to a trace file (how the
+/// trace writer classifies each write).
+struct Tee<'a> {
+    memory: &'a mut MemorySink,
+    file: &'a mut TraceFileSink<std::io::BufWriter<std::fs::File>>,
+}
+
+impl EpochSink for Tee<'_> {
+    fn initial_page(&mut self, page: PageNumber, content: &[u8]) -> std::io::Result<()> {
+        self.memory.initial_page(page, content)?;
+        self.file.initial_page(page, content)
+    }
+
+    fn epoch(&mut self, offset: std::time::Duration, pages: &EpochPages) -> std::io::Result<()> {
+        self.memory.epoch(offset, pages)?;
+        self.file.epoch(offset, pages)
+    }
+}
+
+#[test]
+fn exact_write_tracking_shows_exactly_the_writes_including_unchanged_rewrites() {
+    if let Err(error) = uffd::probe() {
+        println!("SKIPPED exact write tracking test: {error}");
+        eprintln!("SKIPPED exact write tracking test: {error}");
+        return;
+    }
+    let library = PreloadLibrary::install().unwrap();
+    let mut writer = Writer::start_with_env(&[("LD_PRELOAD", library.ld_preload())]);
+    let options = RecordOptions {
+        tracker: TrackerChoice::Uffd,
+        ..RecordOptions::default()
+    };
+    let mut recorder = Recorder::attach(writer.pid(), options).unwrap();
+    assert!(recorder.tracks_writes());
+    let path = std::env::temp_dir().join(format!(
+        "pagewire-uffd-pattern-{}.trace",
+        std::process::id()
+    ));
+    let header = TraceHeader::new(
+        PageSize::new(PAGE as u32).unwrap(),
+        ContentMode::Full,
+        PageCount(0),
+    );
+    let mut file = TraceFileSink::new(TraceWriter::create(&path, header).unwrap());
+    let mut memory = MemorySink::default();
+    let mut sink = Tee {
+        memory: &mut memory,
+        file: &mut file,
+    };
+    assert!(matches!(
+        recorder.scan_initial(&mut sink).unwrap(),
+        Step::Recorded(_)
+    ));
+    let numbers: Vec<PageNumber> = (0..writer.pages)
+        .map(|i| recorder.layout().number_of(writer.page(i)).unwrap())
+        .collect();
+
+    // Epoch 1: two pages written.
+    writer.command("write 3 50");
+    writer.command("write 7 60");
+    record_epoch(&mut recorder, &mut sink);
+    // Epoch 2: page 3 rewritten with its own content (seen by write tracking), page 7
+    // written twice (one write in the epoch, with the last content).
+    writer.command("same 3");
+    writer.command("write 7 70");
+    writer.command("write 7 80");
+    record_epoch(&mut recorder, &mut sink);
+    // Epoch 3: no writes to the region.
+    record_epoch(&mut recorder, &mut sink);
+    // Epoch 4: a new mapping; its pages are new and written.
+    let mapped = writer.command("map 64");
+    let extra_first: u64 = mapped.split_whitespace().nth(1).unwrap().parse().unwrap();
+    record_epoch(&mut recorder, &mut sink);
+    let extra: Vec<PageNumber> = (0..64)
+        .map(|i| {
+            recorder
+                .layout()
+                .number_of(VirtualPage(extra_first + i))
+                .unwrap()
+        })
+        .collect();
+    // Epoch 5: the mapping disappears, page 0 is written.
+    writer.command("unmap");
+    writer.command("write 0 90");
+    record_epoch(&mut recorder, &mut sink);
+
+    assert_eq!(
+        epoch_pages(sink.memory, 0, &numbers),
+        [(numbers[3], pattern(50)), (numbers[7], pattern(60))]
+    );
+    assert_eq!(
+        epoch_pages(sink.memory, 1, &numbers),
+        [(numbers[3], pattern(50)), (numbers[7], pattern(80))]
+    );
+    assert_eq!(epoch_pages(sink.memory, 2, &numbers), []);
+    assert_eq!(epoch_pages(sink.memory, 3, &numbers), []);
+    let recorded = epoch_pages(sink.memory, 3, &extra);
+    let expected: Vec<_> = (0..64)
+        .map(|i| (extra[i], pattern(100 + i as u8)))
+        .collect();
+    assert_eq!(recorded, expected);
+    assert_eq!(
+        epoch_pages(sink.memory, 4, &numbers),
+        [(numbers[0], pattern(90))]
+    );
+    assert_eq!(epoch_pages(sink.memory, 4, &extra), []);
+
+    writeln!(writer.stdin, "exit").unwrap();
+    writer.child.wait().unwrap();
+    let page_count = recorder.layout().page_count();
+    file.finish(page_count).unwrap();
+
+    // In the trace, the rewrite of page 3 is a write with unchanged content, page 7 changed.
+    let mut reader = TraceReader::open(&path).unwrap();
+    let mut epoch = Epoch::default();
+    let mut kinds = Vec::new();
+    while reader.next_epoch(&mut epoch).unwrap() {
+        kinds.push(
+            epoch
+                .writes
+                .iter()
+                .filter(|write| numbers.contains(&write.page))
+                .map(|write| (write.page, write.kind))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        kinds[0],
+        [
+            (numbers[3], WriteKind::Changed),
+            (numbers[7], WriteKind::Changed)
+        ]
+    );
+    assert_eq!(
+        kinds[1],
+        [
+            (numbers[3], WriteKind::Unchanged),
+            (numbers[7], WriteKind::Changed)
+        ]
+    );
+    std::fs::remove_file(&path).unwrap();
 }

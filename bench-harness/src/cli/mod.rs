@@ -38,8 +38,11 @@ enum TraceCommand {
     Gen(trace_gen::GenArgs),
     /// Print a trace's geometry and totals (read from its header and footer only).
     Info(trace_info::InfoArgs),
-    /// Record a real process's writes (content diffing through /proc/PID/mem).
+    /// Record a real process's writes (exact write tracking or content diffing).
     Record(trace_record::RecordArgs),
+    /// Write the preload library that exact write tracking needs in a program started
+    /// outside the recorder (load it with LD_PRELOAD, then `record --pid`).
+    PreloadLibrary(trace_record::PreloadArgs),
 }
 
 /// Parses the command line, runs the command, and reports errors on stderr.
@@ -49,6 +52,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Trace(TraceCommand::Gen(args)) => trace_gen::run(args),
         Command::Trace(TraceCommand::Info(args)) => trace_info::run(args),
         Command::Trace(TraceCommand::Record(args)) => trace_record::run(args),
+        Command::Trace(TraceCommand::PreloadLibrary(args)) => trace_record::write_preload(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use pagewire_bench::recorder::trace_file::{TraceFileSink, add_metadata};
 use pagewire_bench::recorder::units::{parse_duration, parse_size};
-use pagewire_bench::recorder::{Limits, ProcessId, RecordOptions, Recorder};
+use pagewire_bench::recorder::{Limits, ProcessId, RecordOptions, Recorder, TrackerChoice};
 use pagewire_bench::trace::{ContentMode, TraceHeader, TraceWriter};
 use pagewire_codec::{PageCount, PageSize};
 
@@ -17,8 +17,14 @@ use super::CliResult;
 /// Arguments of `pagewire trace record`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  pagewire trace record -o ls.pwtrace -- ls -lR /usr\n  \
-                  pagewire trace record --pid 4242 --duration 10s --freeze -o redis.pwtrace"
+    after_help = "Examples:\n  pagewire trace record -o ls.trace -- ls -lR /usr\n  \
+                  pagewire trace record --pid 4242 --duration 10s --freeze -o redis.trace\n\n\
+                  Trackers: `uffd` (exact: pages written, including rewrites with unchanged \
+                  content, from userfaultfd write-protection and PAGEMAP_SCAN; Linux 6.7+; the \
+                  program must load the preload library, which `-- CMD` arranges and \
+                  `pagewire trace preload-library` writes out for --pid targets), `diff` \
+                  (content diffing of every present page), `auto` (uffd if available, else \
+                  diff, saying why)."
 )]
 pub(crate) struct RecordArgs {
     /// The trace file to write.
@@ -30,6 +36,9 @@ pub(crate) struct RecordArgs {
     /// Stop the target (SIGSTOP) during each scan for an exact snapshot; resume it after.
     #[arg(long)]
     freeze: bool,
+    /// How written pages are found: uffd, diff or auto.
+    #[arg(long, default_value = "auto")]
+    tracker: TrackerChoice,
     /// Record the running process PID instead of starting a command.
     #[arg(long, conflicts_with = "command")]
     pid: Option<u32>,
@@ -54,6 +63,7 @@ pub(crate) fn run(args: RecordArgs) -> CliResult {
         interval: args.interval,
         freeze: args.freeze,
         max_memory: args.max_memory,
+        tracker: args.tracker,
     };
     let mut recorder = match args.pid {
         Some(pid) => Recorder::attach(ProcessId(pid), options)?,
@@ -67,15 +77,25 @@ pub(crate) fn run(args: RecordArgs) -> CliResult {
         max_epochs: args.max_epochs,
     };
     let mut sink = TraceFileSink::new(TraceWriter::create(&args.output, header)?);
+    if let Some(reason) = recorder.tracker_fallback() {
+        eprintln!("exact write tracking unavailable, using content diffing: {reason}");
+    }
     eprintln!(
-        "recording pid {} every {} ms into {}",
+        "recording pid {} every {} ms into {} ({})",
         recorder.pid(),
         args.interval.as_millis(),
-        args.output.display()
+        args.output.display(),
+        if recorder.tracks_writes() {
+            "exact write tracking"
+        } else {
+            "content diffing"
+        }
     );
     let outcome = recorder.run(&mut sink, limits);
     let page_count = recorder.layout().page_count();
     let retired = recorder.layout().retired_pages();
+    let untracked = recorder.untracked_ranges();
+    let recorder_tracked = recorder.tracks_writes();
     let overhead = recorder.finish();
     // Whatever stopped the recording, close the trace so the epochs so far stay readable.
     let (_, summary) = sink.finish(page_count)?;
@@ -84,18 +104,46 @@ pub(crate) fn run(args: RecordArgs) -> CliResult {
     let mut extra = overhead.metadata();
     extra.push(("recorder.stopped".to_owned(), reason.to_string()));
     extra.push(("recorder.retired_pages".to_owned(), retired.to_string()));
+    if recorder_tracked {
+        extra.push((
+            "recorder.untracked_ranges".to_owned(),
+            untracked.to_string(),
+        ));
+    }
     add_metadata(&args.output, extra)?;
     eprintln!(
         "trace: {} epochs over {:.2} s, {} pages ({} MiB), {} pages written ({} of them \
-         distinct), {} pages of unmapped regions retired",
+         distinct, {} with unchanged content), {} pages of unmapped regions retired",
         summary.epochs,
         summary.duration.as_secs_f64(),
         summary.page_count.0,
         (summary.page_count.0 * page_size.bytes() as u64) >> 20,
         summary.pages_written,
         summary.distinct_pages_written,
+        summary.pages_unchanged,
         retired,
     );
     eprintln!("recorder overhead:\n{overhead}");
+    Ok(())
+}
+
+/// Arguments of `pagewire trace preload-library`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example (record a server started elsewhere with exact write tracking):\n  \
+                  pagewire trace preload-library -o /some/dir/libpagewire_uffd_preload.so\n  \
+                  LD_PRELOAD=/some/dir/libpagewire_uffd_preload.so redis-server &\n  \
+                  pagewire trace record --tracker uffd --pid $! -o redis.trace"
+)]
+pub(crate) struct PreloadArgs {
+    /// Where to write the library.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+/// Runs `pagewire trace preload-library`.
+pub(crate) fn write_preload(args: PreloadArgs) -> CliResult {
+    pagewire_bench::recorder::uffd::preload::write_library(&args.output)
+        .map_err(|error| format!("writing {}: {error}", args.output.display()))?;
     Ok(())
 }

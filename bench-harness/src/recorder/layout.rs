@@ -31,8 +31,8 @@ struct TrackedPage {
 /// The outcome of looking at one page's current content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
-    /// Same content as last scan: nothing to record.
-    Unchanged,
+    /// Same content as last scan, for the page with this number.
+    Unchanged(PageNumber),
     /// New content for the page with this number: record it.
     Changed(PageNumber),
     /// A page seen for the first time; it got this number. Its previous content in the trace is
@@ -93,6 +93,17 @@ impl Layout {
         self.pages.get(&page).map(|tracked| tracked.digest)
     }
 
+    /// The live pages in `start..end` with their last digests, in address order.
+    pub fn tracked_in(
+        &self,
+        start: VirtualPage,
+        end: VirtualPage,
+    ) -> impl Iterator<Item = (VirtualPage, PageDigest)> + '_ {
+        self.pages
+            .range(start..end)
+            .map(|(page, tracked)| (*page, tracked.digest))
+    }
+
     /// Retires every tracked page that is no longer inside one of `ranges` (sorted by address,
     /// as `/proc/PID/maps` lists them) with the same backing.
     pub fn retain_live(&mut self, ranges: &[WritableRange]) {
@@ -118,7 +129,7 @@ impl Layout {
     ) -> Result<Observation, PageLimitReached> {
         if let Some(tracked) = self.pages.get_mut(&page) {
             if tracked.digest == digest {
-                return Ok(Observation::Unchanged);
+                return Ok(Observation::Unchanged(tracked.number));
             }
             tracked.digest = digest;
             return Ok(Observation::Changed(tracked.number));
@@ -168,7 +179,7 @@ mod tests {
         );
         assert_eq!(
             layout.observe(VirtualPage(10), Backing::Anonymous, 1),
-            Ok(Observation::Unchanged)
+            Ok(Observation::Unchanged(PageNumber(0)))
         );
         assert_eq!(
             layout.observe(VirtualPage(10), Backing::Anonymous, 2),

@@ -9,6 +9,11 @@
 //! ([`layout`]). [`session`] runs the epochs, optionally stopping the target during each scan
 //! (`--freeze`), and accounts for the recorder's own cost ([`overhead`]).
 //!
+//! Exact write tracking ([`uffd`], `--tracker uffd`) replaces the content comparison: the
+//! kernel reports the pages written since the last scan (userfaultfd write-protection in
+//! async mode, read with `PAGEMAP_SCAN`), and only those are read. It sees pages written with
+//! the content they already had; its cost scales with the pages written.
+//!
 //! What content diffing cannot see: a page written with the content it already had, and
 //! several writes to one page within an epoch (only the last content is seen). Without
 //! `--freeze` a scan races with the target, so a page written during the scan may land in this
@@ -22,7 +27,9 @@ pub mod sink;
 pub mod snapshot;
 pub mod target;
 pub mod trace_file;
+pub mod uffd;
 pub mod units;
+mod written;
 
 pub mod layout;
 
@@ -30,7 +37,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use overhead::OverheadReport;
-pub use session::{EpochSummary, Limits, RecordOptions, Recorder, Step, StopReason};
+pub use session::{EpochSummary, Limits, RecordOptions, Recorder, Step, StopReason, TrackerChoice};
 pub use sink::{EpochPages, EpochSink, MemorySink};
 pub use target::{ProcessId, Target, TargetExit};
 
@@ -117,6 +124,9 @@ pub enum RecorderError {
     /// Writing the trace failed.
     #[error("writing the trace failed: {0}")]
     Sink(#[source] io::Error),
+    /// Exact write tracking was asked for (`--tracker uffd`) and is not available.
+    #[error("exact write tracking (--tracker uffd) is unavailable: {0}")]
+    Uffd(#[source] uffd::UffdError),
 }
 
 impl RecorderError {

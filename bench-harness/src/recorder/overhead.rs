@@ -36,6 +36,8 @@ pub struct OverheadReport {
     pub pages_read: u64,
     /// Pages recorded over all epochs.
     pub pages_changed: u64,
+    /// Of those, pages written with unchanged content (exact write tracking only).
+    pub pages_unchanged: u64,
     /// Pages that could not be read (range vanished) over all epochs.
     pub pages_skipped: u64,
     /// Ticks missed because a scan took longer than the interval.
@@ -51,6 +53,7 @@ impl OverheadReport {
         self.total_frozen_time += cost.frozen_time;
         self.pages_read += cost.counts.pages_read;
         self.pages_changed += cost.counts.pages_changed;
+        self.pages_unchanged += cost.counts.pages_unchanged;
         self.pages_skipped += cost.counts.pages_skipped;
     }
 
@@ -108,6 +111,7 @@ impl OverheadReport {
                 "recorder.mean_pages_changed",
                 format!("{:.1}", self.mean_pages_changed()),
             ),
+            ("recorder.pages_unchanged", self.pages_unchanged.to_string()),
             (
                 "recorder.us_per_page_read",
                 format!("{:.2}", self.micros_per_page()),
@@ -143,10 +147,11 @@ impl fmt::Display for OverheadReport {
         )?;
         write!(
             f,
-            "pages per epoch: {:.0} read, {:.1} changed; {} skipped in total; target stopped \
-             {:.1} ms in total; {} overruns",
+            "pages per epoch: {:.0} read, {:.1} recorded; {} rewritten unchanged and {} \
+             skipped in total; target stopped {:.1} ms in total; {} overruns",
             self.mean_pages_read(),
             self.mean_pages_changed(),
+            self.pages_unchanged,
             self.pages_skipped,
             self.total_frozen_time.as_secs_f64() * 1e3,
             self.overruns,

@@ -13,6 +13,47 @@ use super::overhead::{OverheadReport, ScanCost};
 use super::sink::{EpochPages, EpochSink};
 use super::snapshot::{ScanCounts, ScanError, Scanner};
 use super::target::{ProcessId, Target, TargetExit};
+use super::uffd::{self, PreloadLibrary, UffdError, WriteTracker};
+use super::written::{RunBuffers, scan_written};
+
+/// How long a program started with the preload library may take to create its userfaultfd.
+const UFFD_WAIT: Duration = Duration::from_secs(5);
+
+/// How the recorder learns which pages were written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrackerChoice {
+    /// Content diffing: every present page is read and hashed each epoch.
+    #[default]
+    Diff,
+    /// Exact write tracking (userfaultfd write-protection and `PAGEMAP_SCAN`, see
+    /// [`super::uffd`]); recording fails if it is not available.
+    Uffd,
+    /// Exact write tracking when available, content diffing otherwise
+    /// ([`Recorder::tracker_fallback`] says why).
+    Auto,
+}
+
+impl std::str::FromStr for TrackerChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "diff" => Ok(Self::Diff),
+            "uffd" => Ok(Self::Uffd),
+            "auto" => Ok(Self::Auto),
+            _ => Err(format!(
+                "unknown tracker {text:?}: expected diff, uffd or auto"
+            )),
+        }
+    }
+}
+
+/// The tracker in use.
+#[derive(Debug)]
+enum Tracking {
+    Diff,
+    Uffd(Box<WriteTracker>),
+}
 
 /// How to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +65,8 @@ pub struct RecordOptions {
     /// Cap on the recorded memory, in bytes: recording stops when the process has had more
     /// distinct pages present than this.
     pub max_memory: u64,
+    /// How written pages are found.
+    pub tracker: TrackerChoice,
 }
 
 impl Default for RecordOptions {
@@ -32,6 +75,7 @@ impl Default for RecordOptions {
             interval: Duration::from_millis(100),
             freeze: false,
             max_memory: 1 << 30,
+            tracker: TrackerChoice::Diff,
         }
     }
 }
@@ -110,6 +154,11 @@ pub struct Recorder {
     page_size: usize,
     layout: Layout,
     scanner: Scanner,
+    tracking: Tracking,
+    tracker_fallback: Option<String>,
+    /// Kept until recording ends: programs the target starts load it too.
+    _preload: Option<PreloadLibrary>,
+    runs: RunBuffers,
     epoch: EpochPages,
     ranges: Vec<WritableRange>,
     start: Option<Instant>,
@@ -142,18 +191,48 @@ pub fn system_page_size() -> Result<usize, RecorderError> {
 }
 
 impl Recorder {
-    /// Starts `command` and prepares to record it.
+    /// Starts `command` and prepares to record it. With exact write tracking the program is
+    /// started with the preload library (`LD_PRELOAD`), and its userfaultfd is taken over.
     pub fn spawn(command: &[OsString], options: RecordOptions) -> Result<Self, RecorderError> {
-        Self::with_target(Target::spawn(command)?, options)
+        let mut fallback = None;
+        let preload = match options.tracker {
+            TrackerChoice::Diff => None,
+            TrackerChoice::Uffd => Some(install_preload().map_err(RecorderError::Uffd)?),
+            TrackerChoice::Auto => install_preload()
+                .map_err(|error| fallback = Some(error.to_string()))
+                .ok(),
+        };
+        let env: Vec<(OsString, OsString)> = preload
+            .iter()
+            .map(|library| ("LD_PRELOAD".into(), library.ld_preload()))
+            .collect();
+        Self::with_target(Target::spawn(command, &env)?, options, preload, fallback)
     }
 
-    /// Prepares to record the running process `pid`.
+    /// Prepares to record the running process `pid`. Exact write tracking needs the process
+    /// to have been started with the preload library.
     pub fn attach(pid: ProcessId, options: RecordOptions) -> Result<Self, RecorderError> {
-        Self::with_target(Target::attach(pid)?, options)
+        let target = Target::attach(pid)?;
+        let mut fallback = None;
+        if options.tracker != TrackerChoice::Diff {
+            if let Err(error) = uffd::probe() {
+                match options.tracker {
+                    TrackerChoice::Auto => fallback = Some(error.to_string()),
+                    _ => return Err(RecorderError::Uffd(error)),
+                }
+            }
+        }
+        Self::with_target(target, options, None, fallback)
     }
 
-    /// Opens the target's `/proc` files; on failure a child we started is ended.
-    fn with_target(mut target: Target, options: RecordOptions) -> Result<Self, RecorderError> {
+    /// Opens the target's `/proc` files and starts write tracking; on failure a child we
+    /// started is ended.
+    fn with_target(
+        mut target: Target,
+        options: RecordOptions,
+        preload: Option<PreloadLibrary>,
+        mut tracker_fallback: Option<String>,
+    ) -> Result<Self, RecorderError> {
         let opened = open_proc_files(target.pid())
             .and_then(|(mem, pagemap)| Ok((mem, pagemap, system_page_size()?)));
         let (mem, pagemap, page_size) = match opened {
@@ -163,10 +242,37 @@ impl Recorder {
                 return Err(error);
             }
         };
+        let tracking = if options.tracker == TrackerChoice::Diff || tracker_fallback.is_some() {
+            Tracking::Diff
+        } else {
+            let pid = target.pid();
+            let taken = if preload.is_some() {
+                WriteTracker::take_over_new(pid, page_size as u64, UFFD_WAIT, &mut || {
+                    target.exit().is_some()
+                })
+            } else {
+                WriteTracker::take_over(pid, page_size as u64)
+            };
+            match (taken, options.tracker) {
+                (Ok(tracker), _) => Tracking::Uffd(Box::new(tracker)),
+                (Err(error), TrackerChoice::Auto) => {
+                    tracker_fallback = Some(error.to_string());
+                    Tracking::Diff
+                }
+                (Err(error), _) => {
+                    target.terminate();
+                    return Err(RecorderError::Uffd(error));
+                }
+            }
+        };
         Ok(Self {
             target,
             layout: Layout::new(options.max_memory / page_size as u64),
             scanner: Scanner::new(mem, pagemap, page_size),
+            tracking,
+            tracker_fallback,
+            _preload: preload,
+            runs: RunBuffers::default(),
             epoch: EpochPages::new(page_size),
             ranges: Vec::new(),
             start: None,
@@ -204,6 +310,16 @@ impl Recorder {
         &self.options
     }
 
+    /// Whether exact write tracking is in use.
+    pub fn tracks_writes(&self) -> bool {
+        matches!(self.tracking, Tracking::Uffd(_))
+    }
+
+    /// Why exact write tracking was asked for (`TrackerChoice::Auto`) but is not in use.
+    pub fn tracker_fallback(&self) -> Option<&str> {
+        self.tracker_fallback.as_deref()
+    }
+
     /// Scans the whole writable memory once and gives its non-zero pages to `sink` as the
     /// initial image. Starts the recording clock.
     pub fn scan_initial(&mut self, sink: &mut dyn EpochSink) -> Result<Step, RecorderError> {
@@ -213,7 +329,7 @@ impl Recorder {
         let start = Instant::now();
         self.start = Some(start);
         let mut emit = |page, content: &[u8]| sink.initial_page(page, content);
-        let cost = match self.scan(&mut emit)? {
+        let cost = match self.scan(&mut emit, true)? {
             Ok(cost) => cost,
             Err(reason) => return Ok(Step::Stopped(reason)),
         };
@@ -241,7 +357,7 @@ impl Recorder {
             epoch.push(page, content);
             Ok(())
         };
-        let scanned = self.scan(&mut emit);
+        let scanned = self.scan(&mut emit, false);
         let result = match scanned {
             Err(error) => Err(error),
             Ok(Err(reason)) => Ok(Step::Stopped(reason)),
@@ -265,10 +381,12 @@ impl Recorder {
         result
     }
 
-    /// One scan, frozen if asked. The outer error is fatal; the inner one ends the recording.
+    /// One scan, frozen if asked (`initial`: the scan of the initial image). The outer error
+    /// is fatal; the inner one ends the recording.
     fn scan(
         &mut self,
         emit: &mut dyn FnMut(pagewire_codec::PageNumber, &[u8]) -> io::Result<()>,
+        initial: bool,
     ) -> Result<Result<ScanCost, StopReason>, RecorderError> {
         let pid = self.target.pid();
         let started = Instant::now();
@@ -298,7 +416,18 @@ impl Recorder {
         self.ranges = parse_writable_ranges(&maps, self.page_size as u64)
             .map_err(|source| RecorderError::Maps { pid, source })?;
         self.layout.retain_live(&self.ranges);
-        let counts = self.scanner.scan(&self.ranges, &mut self.layout, emit);
+        let counts = match &mut self.tracking {
+            Tracking::Diff => self.scanner.scan(&self.ranges, &mut self.layout, emit),
+            Tracking::Uffd(tracker) => scan_written(
+                tracker,
+                &mut self.scanner,
+                &self.ranges,
+                &mut self.layout,
+                &mut self.runs,
+                initial,
+                emit,
+            ),
+        };
         let frozen_time = frozen.map(|guard| {
             drop(guard);
             started.elapsed()
@@ -311,6 +440,9 @@ impl Recorder {
                 }));
             }
             Err(ScanError::Emit(error)) => return Err(RecorderError::Sink(error)),
+            Err(ScanError::TrackingLost) if self.target.exit().is_some() => {
+                return Ok(Err(self.exited()));
+            }
             Err(source) => return Err(RecorderError::Scan { pid, source }),
         };
         Ok(Ok(ScanCost {
@@ -375,7 +507,27 @@ impl Recorder {
     pub fn describe(&self) -> Vec<(String, String)> {
         let command = self.target.command_line().to_owned();
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        [
+        let (tracker, method, unchanged_writes) = match &self.tracking {
+            Tracking::Diff => (
+                "diff",
+                "content diffing: each epoch, present pages of writable private mappings \
+                 (/proc/PID/maps, /proc/PID/pagemap) are read through /proc/PID/mem and their \
+                 xxh3-64 digests compared with the previous scan",
+                "not visible: a page written with the content it already had is not recorded; \
+                 several writes to a page within an epoch appear as one",
+            ),
+            Tracking::Uffd(_) => (
+                "uffd",
+                "exact write tracking: a userfaultfd in async write-protect mode created in the \
+                 target by the pagewire preload library and taken over with pidfd_getfd; each \
+                 epoch PAGEMAP_SCAN on /proc/PID/pagemap lists the pages written since the \
+                 last scan and write-protects them again; their contents are read through \
+                 /proc/PID/mem; pages that left RAM are recorded as zeroed",
+                "recorded: a page written with the content it already had is a write with \
+                 unchanged content; several writes to a page within an epoch appear as one",
+            ),
+        };
+        let mut pairs = vec![
             ("source", "pagewire trace record".to_owned()),
             ("command", command),
             ("kernel", kernel.trim().to_owned()),
@@ -383,19 +535,9 @@ impl Recorder {
                 "interval_ms",
                 format!("{}", self.options.interval.as_secs_f64() * 1e3),
             ),
-            (
-                "method",
-                "content diffing: each epoch, present pages of writable private mappings \
-                 (/proc/PID/maps, /proc/PID/pagemap) are read through /proc/PID/mem and their \
-                 xxh3-64 digests compared with the previous scan"
-                    .to_owned(),
-            ),
-            (
-                "unchanged_writes",
-                "not visible: a page written with the content it already had is not recorded; \
-                 several writes to a page within an epoch appear as one"
-                    .to_owned(),
-            ),
+            ("tracker", tracker.to_owned()),
+            ("method", method.to_owned()),
+            ("unchanged_writes", unchanged_writes.to_owned()),
             (
                 "snapshot",
                 if self.options.freeze {
@@ -412,9 +554,34 @@ impl Recorder {
                  longer written, a region mapped again gets new numbers"
                     .to_owned(),
             ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        ];
+        if let Some(reason) = &self.tracker_fallback {
+            pairs.push(("tracker_fallback", format!("uffd unavailable: {reason}")));
+        }
+        if let Tracking::Uffd(tracker) = &self.tracking {
+            if tracker.swap_active() {
+                pairs.push((
+                    "discards",
+                    "swap was active: write-protected pages discarded (MADV_DONTNEED) cannot be \
+                     told from swapped ones and are not recorded as zeroed"
+                        .to_owned(),
+                ));
+            }
+        }
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
+
+    /// Ranges that exact write tracking could not register so far (their content is diffed).
+    pub fn untracked_ranges(&self) -> usize {
+        match &self.tracking {
+            Tracking::Diff => 0,
+            Tracking::Uffd(tracker) => tracker.untracked_ranges(),
+        }
+    }
+}
+
+/// Checks that the kernel allows exact write tracking and installs the preload library.
+fn install_preload() -> Result<PreloadLibrary, UffdError> {
+    uffd::probe()?;
+    PreloadLibrary::install().map_err(UffdError::Preload)
 }

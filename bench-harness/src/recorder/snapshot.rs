@@ -11,6 +11,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::layout::{Layout, Observation, PageDigest, PageLimitReached};
 use super::maps::{Backing, VirtualPage, WritableRange};
 use super::pagemap::{PagemapReader, Residency};
+use super::uffd::PageRun;
 
 /// Pages whose pagemap entries are read at once (256 KiB of entries, 128 MiB of memory).
 const PAGEMAP_CHUNK_PAGES: u64 = 32 * 1024;
@@ -26,10 +27,41 @@ pub struct ScanCounts {
     pub mapped_pages: u64,
     /// Present pages read and hashed.
     pub pages_read: u64,
-    /// Pages recorded (changed content, new non-zero pages, discarded pages now zero).
+    /// Pages recorded (changed content, new non-zero pages, discarded pages now zero, and
+    /// with exact write tracking pages rewritten unchanged).
     pub pages_changed: u64,
+    /// Of the pages recorded, those written with the content they already had (seen only
+    /// with exact write tracking).
+    pub pages_unchanged: u64,
     /// Present pages that could not be read this scan (range vanished: `EIO`, `ESRCH`, ...).
     pub pages_skipped: u64,
+}
+
+impl ScanCounts {
+    /// Adds the counts of another scan of other ranges.
+    pub fn add(&mut self, other: ScanCounts) {
+        self.ranges += other.ranges;
+        self.mapped_pages += other.mapped_pages;
+        self.pages_read += other.pages_read;
+        self.pages_changed += other.pages_changed;
+        self.pages_unchanged += other.pages_unchanged;
+        self.pages_skipped += other.pages_skipped;
+    }
+}
+
+/// How the recorder knows about a page it looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evidence {
+    /// Content diffing: the page is recorded only if its content changed.
+    Scanned,
+    /// The kernel reported it written: it is recorded even with unchanged content.
+    Written,
+}
+
+/// Whether `page` lies in one of `runs` (sorted by address, not overlapping).
+fn in_runs(runs: &[PageRun], page: VirtualPage) -> bool {
+    let after = runs.partition_point(|run| run.start <= page);
+    after > 0 && page.0 < runs[after - 1].start.0 + runs[after - 1].pages
 }
 
 /// Why a scan ended early.
@@ -47,6 +79,14 @@ pub enum ScanError {
     /// A new page would exceed the memory cap.
     #[error(transparent)]
     PageLimit(#[from] PageLimitReached),
+    /// Exact write tracking found none of the target's memory although the target lives: it
+    /// executed another program, whose memory the taken-over userfaultfd does not cover.
+    #[error(
+        "write tracking lost the target's memory: it executed another program (exact write \
+         tracking does not follow exec; record the program itself rather than a wrapper \
+         script, or use --tracker diff)"
+    )]
+    TrackingLost,
     /// The consumer of changed pages failed (writing the trace).
     #[error("writing a recorded page failed: {0}")]
     Emit(#[source] io::Error),
@@ -66,7 +106,7 @@ pub struct Scanner {
 
 /// Whether an error reading a range means the range (or the process) went away during the
 /// scan, which only skips the range.
-fn is_vanished_range(error: &io::Error) -> bool {
+pub(crate) fn is_vanished_range(error: &io::Error) -> bool {
     use nix::errno::Errno;
     error.kind() == io::ErrorKind::UnexpectedEof
         || matches!(
@@ -158,7 +198,15 @@ impl Scanner {
                         .take(READ_CHUNK_PAGES)
                         .take_while(|r| **r == Residency::Present)
                         .count();
-                    self.scan_present_run(page, run, backing, layout, emit, counts)?;
+                    self.scan_present_run(
+                        page,
+                        run,
+                        backing,
+                        layout,
+                        emit,
+                        counts,
+                        Evidence::Scanned,
+                    )?;
                     index += run;
                 }
                 Residency::Absent if backing == Backing::Anonymous => {
@@ -168,7 +216,7 @@ impl Scanner {
                         .digest_of(page)
                         .is_some_and(|d| d != self.zero_digest)
                     {
-                        self.record(page, backing, layout, emit, counts, None)?;
+                        self.record(page, backing, layout, emit, counts, None, Evidence::Scanned)?;
                     }
                     index += 1;
                 }
@@ -179,7 +227,93 @@ impl Scanner {
         Ok(())
     }
 
-    /// Reads `run` present pages from `start` in one read and records the changed ones.
+    /// Records the pages of `range` that the kernel reported written (`written`, from exact
+    /// write tracking): every one of them is recorded, including those written with the
+    /// content they already had. Pages not populated read as zeros in anonymous memory; in a
+    /// file mapping they hold the file's content and are left out.
+    pub fn record_written(
+        &mut self,
+        range: &WritableRange,
+        written: &[PageRun],
+        layout: &mut Layout,
+        emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
+    ) -> Result<ScanCounts, ScanError> {
+        let mut counts = ScanCounts::default();
+        for run in written {
+            let end = run.start.0 + run.pages;
+            let mut page = run.start.0;
+            while page < end {
+                if run.populated {
+                    let count = (end - page).min(READ_CHUNK_PAGES as u64) as usize;
+                    self.scan_present_run(
+                        VirtualPage(page),
+                        count,
+                        range.backing,
+                        layout,
+                        emit,
+                        &mut counts,
+                        Evidence::Written,
+                    )?;
+                    page += count as u64;
+                } else {
+                    if range.backing == Backing::Anonymous {
+                        self.record(
+                            VirtualPage(page),
+                            range.backing,
+                            layout,
+                            emit,
+                            &mut counts,
+                            None,
+                            Evidence::Written,
+                        )?;
+                    }
+                    page += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Records as zeroed the known non-zero pages of an anonymous `range` that are in
+    /// `absent` runs (discarded memory reads as zeros), except those in `written` runs, which
+    /// were recorded in this epoch already.
+    pub fn record_discarded(
+        &mut self,
+        range: &WritableRange,
+        absent: &[PageRun],
+        written: &[PageRun],
+        layout: &mut Layout,
+        emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
+    ) -> Result<ScanCounts, ScanError> {
+        let mut counts = ScanCounts::default();
+        if range.backing != Backing::Anonymous {
+            return Ok(counts);
+        }
+        for run in absent {
+            let end = VirtualPage(run.start.0 + run.pages);
+            let discarded: Vec<VirtualPage> = layout
+                .tracked_in(run.start, end)
+                .filter(|(page, digest)| *digest != self.zero_digest && !in_runs(written, *page))
+                .map(|(page, _)| page)
+                .collect();
+            for page in discarded {
+                self.record(
+                    page,
+                    range.backing,
+                    layout,
+                    emit,
+                    &mut counts,
+                    None,
+                    Evidence::Scanned,
+                )?;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Reads `run` present pages from `start` in one read and records them (the changed ones
+    /// unless they are known to be written).
+    #[allow(clippy::too_many_arguments)]
     fn scan_present_run(
         &mut self,
         start: VirtualPage,
@@ -188,6 +322,7 @@ impl Scanner {
         layout: &mut Layout,
         emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
         counts: &mut ScanCounts,
+        evidence: Evidence,
     ) -> Result<(), ScanError> {
         let bytes = run * self.page_size;
         let mut filled = 0;
@@ -217,7 +352,7 @@ impl Scanner {
             .enumerate()
         {
             let page = VirtualPage(start.0 + i as u64);
-            result = self.record(page, backing, layout, emit, counts, Some(content));
+            result = self.record(page, backing, layout, emit, counts, Some(content), evidence);
             if result.is_err() {
                 break;
             }
@@ -226,7 +361,9 @@ impl Scanner {
         result
     }
 
-    /// Observes one page's content (`None`: zeros) and emits it when it changed.
+    /// Observes one page's content (`None`: zeros) and emits it when it changed, or when it
+    /// is known to be written.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         page: VirtualPage,
@@ -235,13 +372,20 @@ impl Scanner {
         emit: &mut dyn FnMut(PageNumber, &[u8]) -> io::Result<()>,
         counts: &mut ScanCounts,
         content: Option<&[u8]>,
+        evidence: Evidence,
     ) -> Result<(), ScanError> {
         let content = content.unwrap_or(&self.zero_page);
         let digest = xxh3_64(content);
-        let number = match layout.observe(page, backing, digest)? {
-            Observation::Unchanged => return Ok(()),
-            Observation::New(_) if digest == self.zero_digest => return Ok(()),
-            Observation::New(number) | Observation::Changed(number) => number,
+        let number = match (layout.observe(page, backing, digest)?, evidence) {
+            (Observation::Unchanged(_), Evidence::Scanned) => return Ok(()),
+            (Observation::Unchanged(number), Evidence::Written) => {
+                counts.pages_unchanged += 1;
+                number
+            }
+            // A page that enters the memory as zeros changes nothing in the trace, where
+            // every page starts as zeros.
+            (Observation::New(_), _) if digest == self.zero_digest => return Ok(()),
+            (Observation::New(number) | Observation::Changed(number), _) => number,
         };
         counts.pages_changed += 1;
         emit(number, content).map_err(ScanError::Emit)

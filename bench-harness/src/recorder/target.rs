@@ -55,19 +55,23 @@ pub struct Target {
 }
 
 impl Target {
-    /// Starts `command` (program and arguments) as a child.
-    pub fn spawn(command: &[OsString]) -> Result<Self, RecorderError> {
+    /// Starts `command` (program and arguments) as a child, with `env` added to its
+    /// environment.
+    pub fn spawn(
+        command: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> Result<Self, RecorderError> {
         let (program, args) = command.split_first().ok_or(RecorderError::EmptyCommand)?;
         // `spawn` returns once the program has been executed, so `/proc/PID/mem` opened after
         // it refers to the new program's memory.
-        let child =
-            Command::new(program)
-                .args(args)
-                .spawn()
-                .map_err(|source| RecorderError::Spawn {
-                    program: program.to_string_lossy().into_owned(),
-                    source,
-                })?;
+        let child = Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(key, value)| (key, value)))
+            .spawn()
+            .map_err(|source| RecorderError::Spawn {
+                program: program.to_string_lossy().into_owned(),
+                source,
+            })?;
         let command_line = command
             .iter()
             .map(|arg| arg.to_string_lossy())
