@@ -193,7 +193,9 @@ fn notes(
     }
     if !content {
         notes.push(
-            "content-less trace: size model, every page sent raw (page + tag + pfn delta)".into(),
+            "content-less trace: size model, every page sent raw (pfn delta + tag + page) in \
+             real PAGE_BATCH frames"
+                .into(),
         );
     }
     let replayed: Vec<String> = runs
