@@ -6,5 +6,6 @@
 
 pub mod recorder;
 pub mod report;
+pub mod scenarios;
 pub mod sim;
 pub mod trace;
