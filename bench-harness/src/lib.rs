@@ -7,5 +7,6 @@
 
 pub mod recorder;
 pub mod report;
+pub mod scenarios;
 pub mod sim;
 pub mod trace;

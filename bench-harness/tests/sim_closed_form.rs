@@ -59,6 +59,37 @@ fn raw_data_bytes(pages: u64) -> u64 {
         .sum()
 }
 
+/// Frame sizes from spec/wire.md: an 8-byte frame header plus each payload.
+mod frame {
+    /// HELLO (49-byte payload, no VM name).
+    pub const HELLO: u64 = 8 + 49;
+    /// ITERATION_START (iteration u64).
+    pub const ITERATION_START: u64 = 8 + 8;
+    /// ITERATION_END (iteration, batches, pages: u64 each).
+    pub const ITERATION_END: u64 = 8 + 24;
+    /// A PAGE_BATCH's header and fixed payload (iteration u64, record count u32).
+    pub const BATCH_OVERHEAD: u64 = 8 + 12;
+    /// SUSPEND, ACTIVATE (empty payloads).
+    pub const EMPTY: u64 = 8;
+    /// DEVICE_STATE overhead of one chunk (total u64, offset u64).
+    pub const DEVICE_STATE_OVERHEAD: u64 = 8 + 16;
+    /// COMMIT_DIGEST of a memory of at most 4096 pages: pages_per_range, range_count, one digest.
+    pub const COMMIT_ONE_RANGE: u64 = 8 + 8 + 16;
+}
+
+/// Control bytes of a migration whose pages all went in one iteration of `batches` frames:
+/// hello, the iteration, suspend, device-state overhead, commit digest, activate.
+fn one_iteration_control(batches: u64) -> u64 {
+    frame::HELLO
+        + frame::ITERATION_START
+        + batches * frame::BATCH_OVERHEAD
+        + frame::ITERATION_END
+        + frame::EMPTY
+        + frame::DEVICE_STATE_OVERHEAD
+        + frame::COMMIT_ONE_RANGE
+        + frame::EMPTY
+}
+
 fn link(bits: u64, rtt_ms: u64) -> LinkSpec {
     LinkSpec::from_bits(bits, Duration::from_millis(rtt_ms))
 }
@@ -70,18 +101,20 @@ fn idle_vm_stop_and_copy_takes_memory_over_bandwidth_plus_overheads() {
     let config = SimConfig::new(link(1_000_000_000, 1));
     let result = run(&path, "stop-and-copy", &config);
     let data = raw_data_bytes(pages);
-    let frames = pages.div_ceil(64);
     assert_eq!(result.data_bytes, data);
-    assert_eq!(result.control_bytes, 8 * frames);
+    let control = one_iteration_control(pages.div_ceil(64));
+    assert_eq!(result.control_bytes, control);
     assert_eq!(result.device_bytes, 128 << 10);
-    let wire = data + 8 * frames + (128 << 10);
-    let transfer = (wire * 1_000_000_000).div_ceil(125_000_000);
-    // Hello round trip, the transfer, the activation round trip.
-    let expected = Duration::from_nanos(2_000_000 + transfer);
+    // The destination's HELLO (57), RESERVATION (12), COMMIT_ANSWER (9) and ACTIVATED (8).
+    assert_eq!(result.return_bytes, 57 + 12 + 9 + 8);
+    let wire = data + control + (128 << 10);
+    // At 125 MB/s a byte takes exactly 8 ns; plus the hello and commit round trips.
+    let expected = Duration::from_nanos(2_000_000 + wire * 8);
     assert_eq!(Duration::from_secs_f64(result.total_seconds), expected);
+    // Downtime: everything after the hello and its round trip.
     assert_eq!(
         Duration::from_secs_f64(result.downtime_seconds),
-        expected - Duration::from_millis(1)
+        expected - Duration::from_nanos(1_000_000 + frame::HELLO * 8)
     );
     assert_eq!(result.pages_sent, pages);
     assert_eq!(result.iterations, 0);
@@ -99,8 +132,8 @@ fn idle_vm_precopy_sends_memory_once_with_no_stop_copy_pages() {
     assert_eq!(result.iterations, 1);
     assert_eq!(result.stop_copy_pages, 0);
     assert_eq!(result.data_bytes, raw_data_bytes(pages));
-    // Frames plus the round's start and end signals.
-    assert_eq!(result.control_bytes, 8 * 16 + 2 * 8);
+    // The pages went in round 0; stop-and-copy opens no iteration for zero pages.
+    assert_eq!(result.control_bytes, one_iteration_control(16));
     // One round trip before, one after; everything else is bytes at 125 MB/s (8 ns a byte).
     let wire = result.data_bytes + result.control_bytes + (128 << 10);
     assert_eq!(

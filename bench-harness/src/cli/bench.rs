@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use pagewire_bench::report::{BenchReport, to_csv, to_svg, to_table};
 use pagewire_bench::sim::{LinkSpec, SimConfig, Timeline, simulate};
-use pagewire_bench::trace::ContentMode;
+use pagewire_bench::trace::{ContentMode, TraceReader};
 use pagewire_codec::select::{self, StrategySpec};
 use rayon::prelude::*;
 
@@ -22,7 +22,8 @@ const SHIPPED_TRACES: &str = "traces";
 /// Arguments of `pagewire bench`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// The trace (default: the first `*.trace` file under `traces/`).
+    /// The trace (default: under `traces/`, the recorded trace with the highest dirty rate
+    /// relative to its memory size).
     trace: Option<PathBuf>,
     /// Strategies, comma-separated, with parameters (`precopy:max-rounds=10,two-fold`);
     /// default: every registered strategy.
@@ -144,7 +145,9 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
     Ok(())
 }
 
-/// The first `*.trace` file (by name) in `dir`.
+/// The default trace in `dir`: among the `*.trace` files, recorded ones (no `generator` in
+/// their metadata) before generated ones, and among those the highest dirty rate relative to
+/// memory size (pages written per second over page count): strategies differ most there.
 fn shipped_trace(dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let mut traces: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|error| format!("no TRACE given and {}: {error}", dir.display()))?
@@ -152,10 +155,30 @@ fn shipped_trace(dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "trace"))
         .collect();
     traces.sort();
-    traces
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("no TRACE given and no *.trace file in {}", dir.display()).into())
+    let mut best: Option<((bool, f64), PathBuf)> = None;
+    for path in traces {
+        let Ok(reader) = TraceReader::open(&path) else {
+            continue;
+        };
+        let recorded = !reader.header().metadata.contains_key("generator");
+        let Ok(timeline) = Timeline::scan(&path) else {
+            continue;
+        };
+        let writes: u64 = timeline.writes.iter().sum();
+        let rate =
+            writes as f64 / timeline.period().as_secs_f64() / timeline.page_count.0.max(1) as f64;
+        let key = (recorded, rate);
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, path));
+        }
+    }
+    best.map(|(_, path)| path).ok_or_else(|| {
+        format!(
+            "no TRACE given and no readable *.trace file in {}",
+            dir.display()
+        )
+        .into()
+    })
 }
 
 /// Parses `--start`: a duration, or a percentage of the trace's length.
@@ -193,7 +216,9 @@ fn notes(
     }
     if !content {
         notes.push(
-            "content-less trace: size model, every page sent raw (page + tag + pfn delta)".into(),
+            "content-less trace: size model, every page sent raw (pfn delta + tag + page) in \
+             real PAGE_BATCH frames"
+                .into(),
         );
     }
     let replayed: Vec<String> = runs

@@ -3,6 +3,7 @@
 //! arguments and `run` function.
 
 mod bench;
+mod scenarios;
 mod trace_gen;
 mod trace_info;
 mod trace_record;
@@ -30,6 +31,8 @@ enum Command {
     Trace(TraceCommand),
     /// Simulate migrating a trace under page-selection strategies over links; write reports.
     Bench(bench::BenchArgs),
+    /// Re-create the seed papers' experiments and check their claims.
+    Scenarios(scenarios::ScenariosArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +57,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Trace(TraceCommand::Record(args)) => trace_record::run(args),
         Command::Trace(TraceCommand::PreloadLibrary(args)) => trace_record::write_preload(args),
         Command::Bench(args) => bench::run(args),
+        Command::Scenarios(args) => scenarios::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

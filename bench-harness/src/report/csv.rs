@@ -6,7 +6,7 @@ use super::BenchReport;
 
 /// The CSV header line's columns.
 const COLUMNS: &str = "strategy,link,link_bytes_per_second,rtt_s,memory_bytes,scale,start_s,\
-total_s,downtime_s,data_bytes,control_bytes,device_bytes,pages_sent,iterations,redundancy,\
+total_s,downtime_s,data_bytes,control_bytes,device_bytes,return_bytes,pages_sent,iterations,redundancy,\
 stop_reason,stop_copy_pages,throttle_cpu_lost_s,postcopy_faults,postcopy_stall_s,\
 mirror_forwards,trace_replays,cache_hit_rate,bytes_per_record";
 
@@ -21,7 +21,7 @@ pub fn to_csv(report: &BenchReport) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             run.strategy,
             run.link,
             run.link_bytes_per_second,
@@ -34,6 +34,7 @@ pub fn to_csv(report: &BenchReport) -> String {
             run.data_bytes,
             run.control_bytes,
             run.device_bytes,
+            run.return_bytes,
             run.pages_sent,
             run.iterations,
             run.redundancy,

@@ -59,10 +59,15 @@ pub struct RunResult {
     pub downtime_seconds: f64,
     /// Page-record bytes on the wire.
     pub data_bytes: u64,
-    /// Frame headers and control signals on the wire.
+    /// Every other byte the source sent except device-state data: frame and batch headers,
+    /// iteration markers, suspend, commit digest, activate (mirror forwards' frame overhead
+    /// included).
     pub control_bytes: u64,
     /// Device state bytes.
     pub device_bytes: u64,
+    /// Bytes of the destination's frames (hello, reservation, page requests, commit answer,
+    /// activated); not in [`RunResult::total_bytes`].
+    pub return_bytes: u64,
     /// Page records' pages sent (every version counts).
     pub pages_sent: u64,
     /// Live rounds run (stop-and-copy and post-copy push not counted).
@@ -90,7 +95,7 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// All bytes on the wire.
+    /// All bytes the source put on the wire.
     pub fn total_bytes(&self) -> u64 {
         self.data_bytes + self.control_bytes + self.device_bytes
     }

@@ -9,7 +9,7 @@ use pagewire_codec::select::{
     self, Decision, FaultAction, Geometry, LinkEstimate, Observation, Progress, StrategySpec,
     WriteAction, WriteMode,
 };
-use pagewire_codec::{PageBitmap, PageNumber};
+use pagewire_codec::{PageBitmap, PageCount, PageNumber};
 
 use super::guest::Guest;
 use super::link::{LinkClock, LinkSpec};
@@ -81,12 +81,28 @@ pub fn simulate(
     spec: &StrategySpec,
     config: &SimConfig,
 ) -> Result<RunResult, SimError> {
-    let mut guest = Guest::open(path, timeline.clone(), config.scale)?;
-    let geometry = Geometry {
-        page_count: guest.page_count(),
+    let strategy = select::build(spec, geometry_of(&timeline, config))?;
+    simulate_with(path, timeline, strategy, config)
+}
+
+/// The memory a run over `timeline` migrates: the trace's pages times the scale.
+pub fn geometry_of(timeline: &Timeline, config: &SimConfig) -> Geometry {
+    Geometry {
+        page_count: PageCount(timeline.page_count.0 * config.scale.max(1)),
         page_size: timeline.page_size,
-    };
-    let mut strategy = select::build(spec, geometry)?;
+    }
+}
+
+/// [`simulate`] with a strategy already built (over [`geometry_of`] the trace and config), for
+/// callers that wrap a strategy, e.g. to time it.
+pub fn simulate_with(
+    path: &Path,
+    timeline: Arc<Timeline>,
+    mut strategy: Box<dyn select::Strategy>,
+    config: &SimConfig,
+) -> Result<RunResult, SimError> {
+    let mut guest = Guest::open(path, timeline.clone(), config.scale)?;
+    let geometry = geometry_of(&timeline, config);
     guest.preroll(
         config.start,
         config.history_window,
@@ -119,6 +135,7 @@ pub fn simulate(
             data_bytes: 0,
             control_bytes: 0,
             device_bytes: 0,
+            return_bytes: 0,
             pages_sent: 0,
             iterations: 0,
             redundancy: 0.0,
@@ -137,7 +154,7 @@ pub fn simulate(
     };
 
     // Hello and reservation: one round trip before any page moves.
-    sender.clock_mut().round_trip();
+    sender.hello();
     guest_advance(&mut guest, &sender, None)?;
     let mut harvest = guest.harvest();
     loop {
@@ -167,7 +184,7 @@ pub fn simulate(
                 guest.set_throttle(round.throttle);
                 let (started, bytes_before, pages_before) =
                     (sender.now(), sender.total_bytes(), sender.pages_sent);
-                sender.control();
+                sender.begin_iteration();
                 let mirror = round.writes == WriteMode::Mirror;
                 loop {
                     run.land_writes(&mut guest, &mut sender, &mut *strategy, mirror)?;
@@ -177,8 +194,9 @@ pub fn simulate(
                     }
                     sender.send_pages(&run.batch, &mut guest)?;
                 }
-                sender.control();
-                run.land_writes(&mut guest, &mut sender, &mut *strategy, mirror)?;
+                sender.end_iteration();
+                // Writes during ITERATION_END only reach the dirty log.
+                guest_advance(&mut guest, &sender, None)?;
                 guest.set_throttle(select::CpuThrottle::NONE);
                 run.result.rounds.push(RoundStat {
                     iteration: round.iteration.0,
@@ -196,14 +214,19 @@ pub fn simulate(
                 guest_advance(&mut guest, &sender, None)?;
                 guest.set_suspended(true);
                 let suspended_at = sender.now();
+                sender.suspend();
                 let mut remaining = stop.remaining;
                 remaining.union_with(&guest.harvest());
-                let pages: Vec<PageNumber> = remaining.iter().collect();
-                let pages_before = sender.pages_sent;
-                sender.send_pages(&pages, &mut guest)?;
-                run.result.stop_copy_pages = sender.pages_sent - pages_before;
+                if !remaining.is_empty() {
+                    let pages: Vec<PageNumber> = remaining.iter().collect();
+                    let pages_before = sender.pages_sent;
+                    sender.begin_iteration();
+                    sender.send_pages(&pages, &mut guest)?;
+                    sender.end_iteration();
+                    run.result.stop_copy_pages = sender.pages_sent - pages_before;
+                }
                 sender.device_state(config.device_state_bytes);
-                sender.clock_mut().round_trip();
+                sender.commit_and_activate();
                 run.result.downtime_seconds = (sender.now() - suspended_at).as_secs_f64();
                 break;
             }
@@ -212,15 +235,20 @@ pub fn simulate(
                 guest_advance(&mut guest, &sender, None)?;
                 guest.set_suspended(true);
                 let suspended_at = sender.now();
+                sender.suspend();
                 let last = guest.harvest();
                 strategy.on_suspend(&last);
                 let mut missing = post.missing;
                 missing.union_with(&last);
                 sender.device_state(config.device_state_bytes);
+                sender.postcopy_begin(&missing);
                 sender.clock_mut().round_trip();
                 run.result.downtime_seconds = (sender.now() - suspended_at).as_secs_f64();
                 guest.set_suspended(false);
+                sender.begin_iteration();
                 run.post_copy(&mut guest, &mut sender, &mut *strategy, &mut missing)?;
+                sender.end_iteration();
+                sender.commit_and_activate();
                 break;
             }
         }
@@ -229,6 +257,7 @@ pub fn simulate(
     run.result.data_bytes = sender.data_bytes;
     run.result.control_bytes = sender.control_bytes;
     run.result.device_bytes = sender.device_bytes;
+    run.result.return_bytes = sender.return_bytes;
     run.result.pages_sent = sender.pages_sent;
     run.result.redundancy = sender.total_bytes() as f64 / geometry.memory_bytes().max(1) as f64;
     run.result.throttle_cpu_lost_seconds = guest.cpu_lost().as_secs_f64();
@@ -283,7 +312,6 @@ impl Run {
             }
             self.result.mirror_forwards += self.forwards.len() as u64;
             for index in 0..self.forwards.len() {
-                sender.control();
                 sender.send_pages(&self.forwards[index..=index], guest)?;
             }
         }
@@ -316,7 +344,7 @@ impl Run {
                     continue;
                 }
                 self.result.postcopy_faults += 1;
-                sender.control();
+                sender.page_request(page);
                 let mut bytes = 0;
                 if strategy.on_fault(page) == FaultAction::SendNow {
                     bytes = sender.send_pages(&[page], guest)?;

@@ -1,52 +1,73 @@
 //! [`Sender`]: the source's send path on the simulated link. It encodes every page with the
-//! real [`Encoder`] on the page's current content, frames the records, and charges the bytes to
-//! the [`LinkClock`].
+//! real [`Encoder`] on the page's current content, puts the records in real PAGE_BATCH frames,
+//! and charges each frame's `encoded_len` to the [`LinkClock`]; every other frame a run sends
+//! is sized by [`WireFrames`].
 //!
-//! Wire cost model (the frames part owns the real layout; these are the sizes charged):
-//! - a page batch is one frame of at most [`MAX_BATCH_PAGES`] pages, with a
-//!   [`FRAME_HEADER_BYTES`] header (type, length, iteration); inside it each record costs its
-//!   exact `pfn_delta` varint plus [`body_wire_len`] (tag and body as `spec/wire.md` lays it
-//!   out), consecutive zero pages coalesced into one zero run;
-//! - a control signal (iteration start or end, a forwarded mirror write, a post-copy fault
-//!   request, the resume notice) costs [`CONTROL_SIGNAL_BYTES`];
-//! - content-less traces (size model): every page is sent raw, `1 + page_size` bytes plus its
-//!   `pfn_delta` (no zero pages, no deltas, no compression);
+//! Wire cost model:
+//! - a page batch is one PAGE_BATCH frame of at most [`MAX_BATCH_PAGES`] pages, sized by
+//!   `Frame::encoded_len` (frame header, iteration, record count, and each record's pfn delta,
+//!   tag and body as `spec/wire.md` lays them out); consecutive zero pages are coalesced into
+//!   one zero run. The records' bytes count as page data, the rest of the frame as control;
+//! - the other frames (HELLO, ITERATION_START/END, SUSPEND, DEVICE_STATE, POSTCOPY_BEGIN, the
+//!   deferred BITMAP, COMMIT_DIGEST, ACTIVATE) count as control, except DEVICE_STATE's data,
+//!   which counts as device state; frames from the destination (HELLO, RESERVATION,
+//!   PAGE_REQUEST, COMMIT_ANSWER, ACTIVATED) are counted apart as return bytes and are not
+//!   charged to the forward link (their latency is in the round trips);
+//! - content-less traces (the size model): every page is sent raw, a record of its pfn delta,
+//!   the raw tag and `page_size` bytes (no zero pages, no deltas, no compression, no identical
+//!   rewrites skipped), in the same frames;
 //! - bytes count at the link's payload bandwidth (transport packet headers are not modelled).
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use pagewire_codec::encoder::{CostPolicy, LinkTime, body_wire_len};
+use pagewire_codec::frame::{Iteration, PageBatch, Role};
 use pagewire_codec::select::PageCosts;
 use pagewire_codec::{
-    Encoder, EncoderConfig, EncoderStats, EncodingSet, PageNumber, PageRecord, PageSize, RecordBody,
+    Encoder, EncoderConfig, EncoderStats, EncodingSet, Frame, PageBitmap, PageCount, PageNumber,
+    PageRecord, PageSize, RecordBody, varint,
 };
 
 use super::guest::Guest;
 use super::link::LinkClock;
+use super::wire::WireFrames;
 use crate::trace::TraceReadError;
 
 /// Pages per page-batch frame.
 pub const MAX_BATCH_PAGES: usize = 64;
-/// Bytes of a page-batch frame header.
-pub const FRAME_HEADER_BYTES: u64 = 8;
-/// Bytes of one control signal.
-pub const CONTROL_SIGNAL_BYTES: u64 = 8;
+
+/// The iteration whose batches are being sent.
+#[derive(Clone, Copy, Debug)]
+struct OpenIteration {
+    number: u64,
+    batches: u64,
+    pages: u64,
+}
 
 /// The source's send path: encoder, link clock and byte counters.
 pub struct Sender {
     encoder: Option<Encoder>,
     page_size: PageSize,
     clock: LinkClock,
-    records: Vec<PageRecord>,
+    frames: WireFrames,
+    /// The size model's raw body: one page of zeros, shared by every record.
+    model_page: Bytes,
+    batch: PageBatch,
     order: Vec<PageNumber>,
+    open: Option<OpenIteration>,
+    next_iteration: u64,
     /// Wire bytes of the last record sent for each page (the resend-cost hint).
     last_cost: Vec<u32>,
     /// Page-record bytes (pfn deltas, tags, bodies).
     pub data_bytes: u64,
-    /// Frame headers and control signals.
+    /// Every other byte the source sends, except device-state data: frame headers, batch
+    /// headers, iteration markers, suspend, commit digest, activate, ...
     pub control_bytes: u64,
-    /// Device state bytes.
+    /// Device state bytes (DEVICE_STATE data; its frame overhead is control).
     pub device_bytes: u64,
+    /// Bytes of the destination's frames (not charged to the forward link).
+    pub return_bytes: u64,
     /// Pages covered by records sent (every version counts; a zero run counts its pages).
     pub pages_sent: u64,
     /// Pages handed to the encoder whose content the destination already held.
@@ -76,12 +97,24 @@ impl Sender {
             encoder,
             page_size,
             clock,
-            records: Vec::new(),
+            frames: WireFrames::new(page_size, PageCount(page_count)),
+            model_page: if content {
+                Bytes::new()
+            } else {
+                Bytes::from(vec![0; page_size.bytes()])
+            },
+            batch: PageBatch {
+                iteration: Iteration(0),
+                records: Vec::with_capacity(MAX_BATCH_PAGES),
+            },
             order: Vec::new(),
+            open: None,
+            next_iteration: 0,
             last_cost: vec![raw; usize::try_from(page_count).expect("page count fits memory")],
             data_bytes: 0,
             control_bytes: 0,
             device_bytes: 0,
+            return_bytes: 0,
             pages_sent: 0,
             pages_unchanged: 0,
         }
@@ -102,7 +135,7 @@ impl Sender {
         self.clock.now()
     }
 
-    /// All bytes put on the wire.
+    /// All bytes the source put on the wire.
     pub fn total_bytes(&self) -> u64 {
         self.data_bytes + self.control_bytes + self.device_bytes
     }
@@ -112,16 +145,73 @@ impl Sender {
         self.encoder.as_ref().map(Encoder::stats)
     }
 
-    /// Sends one control signal.
-    pub fn control(&mut self) {
-        self.control_bytes += CONTROL_SIGNAL_BYTES;
-        self.clock.send(CONTROL_SIGNAL_BYTES);
+    fn control_frame(&mut self, bytes: u64) {
+        self.control_bytes += bytes;
+        self.clock.send(bytes);
     }
 
-    /// Sends `bytes` of device state.
+    /// The opening: the source's HELLO, then a round trip for the destination's HELLO and
+    /// RESERVATION.
+    pub fn hello(&mut self) {
+        self.control_frame(self.frames.hello(Role::Source));
+        self.return_bytes += self.frames.hello(Role::Destination) + self.frames.reservation();
+        self.clock.round_trip();
+    }
+
+    /// Opens the next iteration (ITERATION_START); page batches belong to it until
+    /// [`Sender::end_iteration`].
+    pub fn begin_iteration(&mut self) {
+        let number = self.next_iteration;
+        self.next_iteration += 1;
+        self.open = Some(OpenIteration {
+            number,
+            batches: 0,
+            pages: 0,
+        });
+        self.control_frame(self.frames.iteration_start(number));
+    }
+
+    /// Closes the open iteration (ITERATION_END with its batch and page counts), if any.
+    pub fn end_iteration(&mut self) {
+        if let Some(open) = self.open.take() {
+            self.control_frame(
+                self.frames
+                    .iteration_end(open.number, open.batches, open.pages),
+            );
+        }
+    }
+
+    /// SUSPEND.
+    pub fn suspend(&mut self) {
+        self.control_frame(self.frames.suspend());
+    }
+
+    /// Sends `bytes` of device state (DEVICE_STATE frames).
     pub fn device_state(&mut self, bytes: u64) {
+        let frames = self.frames.device_state(bytes);
         self.device_bytes += bytes;
-        self.clock.send(bytes);
+        self.control_bytes += frames - bytes;
+        self.clock.send(frames);
+    }
+
+    /// The switch to post-copy: the BITMAP of the deferred pages, then POSTCOPY_BEGIN.
+    pub fn postcopy_begin(&mut self, deferred: &PageBitmap) {
+        self.control_frame(self.frames.deferred(deferred) + self.frames.postcopy_begin());
+    }
+
+    /// A post-copy fault: the destination's PAGE_REQUEST for `page`.
+    pub fn page_request(&mut self, page: PageNumber) {
+        self.return_bytes += self.frames.page_request(page);
+    }
+
+    /// The commit: COMMIT_DIGEST, a round trip for the agreeing COMMIT_ANSWER, ACTIVATE (the
+    /// destination's ACTIVATED comes back after the guest runs there, so no wait for it).
+    pub fn commit_and_activate(&mut self) {
+        self.control_frame(self.frames.commit_digest());
+        self.clock.round_trip();
+        self.return_bytes += self.frames.commit_agree();
+        self.control_frame(self.frames.activate());
+        self.return_bytes += self.frames.activate();
     }
 
     /// Sends `pages` (at most [`MAX_BATCH_PAGES`] make one frame; more make several) with their
@@ -147,7 +237,7 @@ impl Sender {
         self.order.extend_from_slice(pages);
         self.order.sort_unstable();
         self.order.dedup();
-        self.records.clear();
+        self.batch.records.clear();
         for index in 0..self.order.len() {
             let page = self.order[index];
             let record = match (&mut self.encoder, guest.page(page)?) {
@@ -156,13 +246,13 @@ impl Sender {
                     .expect("the guest's pages are one page long"),
                 _ => Some(PageRecord {
                     page,
-                    body: RecordBody::Raw(bytes::Bytes::new()),
+                    body: RecordBody::Raw(self.model_page.clone()),
                 }),
             };
             match record {
                 Some(record) => match &mut self.encoder {
-                    Some(encoder) => encoder.push_coalesced(&mut self.records, record),
-                    None => self.records.push(record),
+                    Some(encoder) => encoder.push_coalesced(&mut self.batch.records, record),
+                    None => self.batch.records.push(record),
                 },
                 None => {
                     self.pages_unchanged += 1;
@@ -170,28 +260,46 @@ impl Sender {
                 }
             }
         }
-        if self.records.is_empty() {
+        if self.batch.records.is_empty() {
             return Ok(0);
         }
-        let mut bytes = FRAME_HEADER_BYTES;
+        let mut data = 0;
+        let mut covered_total = 0;
         let mut next_expected = 0u64;
-        for record in &self.records {
-            let covered = match record.body {
-                RecordBody::ZeroRun { count } => count,
-                _ => 1,
-            };
-            let record_bytes = varint_len(record.page.0 - next_expected)
+        for record in &self.batch.records {
+            let covered = record.body.pages_covered();
+            let record_bytes = varint::encoded_len(record.page.0 - next_expected) as u64
                 + body_wire_len(&record.body, self.page_size) as u64;
             next_expected = record.page.0 + covered;
             let per_page = u32::try_from(record_bytes.div_ceil(covered)).unwrap_or(u32::MAX);
             for n in record.page.0..next_expected {
                 self.last_cost[n as usize] = per_page;
             }
-            self.pages_sent += covered;
-            self.data_bytes += record_bytes;
-            bytes += record_bytes;
+            covered_total += covered;
+            data += record_bytes;
         }
-        self.control_bytes += FRAME_HEADER_BYTES;
+        let open = self.open.get_or_insert(OpenIteration {
+            number: self.next_iteration,
+            batches: 0,
+            pages: 0,
+        });
+        open.batches += 1;
+        open.pages += covered_total;
+        self.batch.iteration = Iteration(open.number);
+        let frame = Frame::PageBatch(std::mem::replace(
+            &mut self.batch,
+            PageBatch {
+                iteration: Iteration(0),
+                records: Vec::new(),
+            },
+        ));
+        let bytes = frame.encoded_len() as u64;
+        if let Frame::PageBatch(batch) = frame {
+            self.batch = batch;
+        }
+        self.pages_sent += covered_total;
+        self.data_bytes += data;
+        self.control_bytes += bytes - data;
         self.clock.send(bytes);
         Ok(bytes)
     }
@@ -209,22 +317,4 @@ impl PageCosts for Sender {
 /// A raw record's bytes with a one-byte pfn delta.
 fn raw_record_bytes(page_size: PageSize) -> u32 {
     page_size.get() + 2
-}
-
-/// Bytes of `value` as a LEB128 varint.
-fn varint_len(value: u64) -> u64 {
-    u64::from((64 - (value | 1).leading_zeros()).div_ceil(7))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::varint_len;
-
-    #[test]
-    fn varint_lengths() {
-        for (value, len) in [(0, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3)] {
-            assert_eq!(varint_len(value), len);
-        }
-        assert_eq!(varint_len(u64::MAX), 10);
-    }
 }
