@@ -8,8 +8,8 @@
 //! frames are decoded.
 
 use pagewire_codec::{
-    Decoder, DestinationMemory, Encoder, EncoderConfig, EncodingSet, InMemory, PageBitmap,
-    PageCount, PageNumber, PageRecord, PageSize,
+    Decoder, Encoder, EncoderConfig, EncodingSet, InMemory, PageBitmap, PageCount, PageNumber,
+    PageRecord, PageSize,
 };
 
 const PAGES: u64 = 2048; // an 8 MiB guest of 4 KiB pages

@@ -1,8 +1,8 @@
 //! # pagewire-codec
 //!
 //! The sans-IO core of pagewire: page encodings, the wire frames of the migration protocol,
-//! page bitmaps, and (in later modules) page-selection strategies and the source/destination
-//! session state machines. No sockets, no async, no clock of its own, no panics on any input,
+//! page bitmaps, page-selection strategies and the source/destination session state machines
+//! ([`session`]). No sockets, no async, no clock of its own, no panics on any input,
 //! bounded memory. `spec/wire.md` is the normative description of the bytes.
 //!
 //! # Embedding: the encoder on the send path, the decoder on the receive path
@@ -51,6 +51,7 @@ pub mod page;
 pub mod phase;
 pub mod record;
 pub mod select;
+pub mod session;
 pub mod varint;
 pub mod xbzrle;
 pub mod zero;
@@ -61,7 +62,7 @@ pub use encoder::{CostPolicy, Encoder, EncoderConfig, EncoderStats};
 pub use error::{EncodeError, Error, InvalidMessage, PeerIncompatible, PeerMisbehaved};
 pub use frame::{Frame, FrameDecoder, FrameType, Limits, StreamHeader};
 pub use hash::ContentHash;
-pub use memory::{DestinationMemory, InMemory};
+pub use memory::{DestinationMemory, InMemory, SourceMemory};
 pub use page::{InvalidPageSize, PageCount, PageNumber, PageSize};
 pub use phase::{Direction, Phase, PhaseTracker};
 pub use record::{Encoding, EncodingSet, PageRecord, RecordBody};

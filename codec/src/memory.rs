@@ -1,8 +1,12 @@
-//! Destination memory: the small trait through which the [`Decoder`](crate::decoder::Decoder)
-//! reads and writes guest pages, and [`InMemory`], a plain in-memory implementation.
+//! Guest memory: the small traits through which the source session reads guest pages
+//! ([`SourceMemory`]) and the [`Decoder`](crate::decoder::Decoder) writes them at the
+//! destination ([`DestinationMemory`]), and [`InMemory`], a plain in-memory implementation of
+//! both.
 //!
-//! A hypervisor implements [`DestinationMemory`] over its guest memory (an mmap of guest RAM,
-//! a file, ...). Only [`read_page`](DestinationMemory::read_page) and
+//! A hypervisor implements [`SourceMemory`] and [`DestinationMemory`] over its guest memory (an
+//! mmap of guest RAM, a file, ...). The source reads a page while the guest may still write
+//! it: a torn read is harmless, because the write also marks the page dirty and the dirty log
+//! makes the page go again in a later iteration (at the latest in stop-and-copy). Only [`read_page`](DestinationMemory::read_page) and
 //! [`write_page`](DestinationMemory::write_page) are required; a memory that can lend a page
 //! mutably also implements [`page_mut`](DestinationMemory::page_mut), and the decoder then
 //! applies XBZRLE deltas and decompresses pages in place, without a copy.
@@ -34,6 +38,23 @@ pub enum MemoryError {
     Backend(#[from] std::io::Error),
 }
 
+/// A guest memory the source session reads pages from, page by page.
+///
+/// Pages are numbered `0..page_count()` and are `page_size()` bytes long.
+/// [`read_page`](SourceMemory::read_page) returns [`MemoryError::PageOutOfRange`] for a page
+/// outside the memory and [`MemoryError::WrongLength`] unless `out` is exactly one page long.
+/// The source never writes guest memory.
+pub trait SourceMemory {
+    /// The size of every page.
+    fn page_size(&self) -> PageSize;
+
+    /// How many pages the memory holds.
+    fn page_count(&self) -> PageCount;
+
+    /// Copies the current content of `page` into `out` (exactly one page long).
+    fn read_page(&self, page: PageNumber, out: &mut [u8]) -> Result<(), MemoryError>;
+}
+
 /// A guest memory the decoder writes pages into, page by page.
 ///
 /// Pages are numbered `0..page_count()` and are `page_size()` bytes long. Every method that
@@ -62,8 +83,11 @@ pub trait DestinationMemory {
     }
 }
 
-/// A guest memory held in one `Vec<u8>`: the reference [`DestinationMemory`], used by tests,
-/// the simulator and examples. It starts all zero.
+/// A guest memory held in one `Vec<u8>`: the reference [`SourceMemory`] and
+/// [`DestinationMemory`], used by tests, the simulator and examples. It starts all zero.
+///
+/// Its inherent [`page_size`](InMemory::page_size), [`page_count`](InMemory::page_count) and
+/// [`read_page`](InMemory::read_page) serve both traits, so calls need no disambiguation.
 ///
 /// ```
 /// use pagewire_codec::memory::{DestinationMemory, InMemory};
@@ -124,6 +148,24 @@ impl InMemory {
         })
     }
 
+    /// The size of every page.
+    pub fn page_size(&self) -> PageSize {
+        self.page_size
+    }
+
+    /// How many pages the memory holds.
+    pub fn page_count(&self) -> PageCount {
+        self.page_count
+    }
+
+    /// Copies the content of `page` into `out` (exactly one page long).
+    pub fn read_page(&self, page: PageNumber, out: &mut [u8]) -> Result<(), MemoryError> {
+        self.check_length(out.len())?;
+        let range = self.range(page)?;
+        out.copy_from_slice(&self.bytes[range]);
+        Ok(())
+    }
+
     /// The content of `page`, or `None` outside the memory.
     pub fn page(&self, page: PageNumber) -> Option<&[u8]> {
         self.range(page).ok().map(|range| &self.bytes[range])
@@ -173,20 +215,31 @@ impl std::fmt::Debug for InMemory {
     }
 }
 
-impl DestinationMemory for InMemory {
+impl SourceMemory for InMemory {
     fn page_size(&self) -> PageSize {
-        self.page_size
+        InMemory::page_size(self)
     }
 
     fn page_count(&self) -> PageCount {
-        self.page_count
+        InMemory::page_count(self)
     }
 
     fn read_page(&self, page: PageNumber, out: &mut [u8]) -> Result<(), MemoryError> {
-        self.check_length(out.len())?;
-        let range = self.range(page)?;
-        out.copy_from_slice(&self.bytes[range]);
-        Ok(())
+        InMemory::read_page(self, page, out)
+    }
+}
+
+impl DestinationMemory for InMemory {
+    fn page_size(&self) -> PageSize {
+        InMemory::page_size(self)
+    }
+
+    fn page_count(&self) -> PageCount {
+        InMemory::page_count(self)
+    }
+
+    fn read_page(&self, page: PageNumber, out: &mut [u8]) -> Result<(), MemoryError> {
+        InMemory::read_page(self, page, out)
     }
 
     fn write_page(&mut self, page: PageNumber, bytes: &[u8]) -> Result<(), MemoryError> {

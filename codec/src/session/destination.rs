@@ -1,0 +1,522 @@
+//! [`DestinationSession`]: the destination side of a migration, sans-IO.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::decoder::Decoder;
+use crate::error::PeerIncompatible;
+use crate::frame::{
+    AbortReason, CommitAnswer, CommitDigest, DeviceState, Features, Frame, FrameDecoder, FrameType,
+    Hello, Iteration, IterationEnd, Limits, PageBatch, RefusalReason, ReservationAnswer, Role,
+};
+use crate::memory::DestinationMemory;
+use crate::phase::{Direction, Phase};
+use crate::session::core::Core;
+use crate::session::digest::digest_of;
+use crate::session::source::{mandatory, name, send_limits};
+use crate::session::{ConfigError, DestinationConfig, Event, SessionError, StreamId};
+
+/// The destination side of a migration: checks that the source migrates the VM it reserved
+/// for, applies page batches from the control and page streams to a [`DestinationMemory`]
+/// (iteration ends are barriers across streams), compares the commit digest with its memory,
+/// and runs the VM only after the digests agree and the source says ACTIVATE. See the
+/// [module docs](crate::session) for how a transport drives it.
+pub struct DestinationSession<M: DestinationMemory> {
+    core: Core,
+    memory: M,
+    config: DestinationConfig,
+    /// What frames from the source are decoded within (narrowed after the hellos).
+    receive_limits: Limits,
+    decoder: Decoder,
+    page_streams: Vec<PageStream>,
+    /// The open iteration and how many of its batches have been applied.
+    open: Option<Iteration>,
+    applied: u64,
+    /// An ITERATION_END that waits for batches still on their way (the barrier).
+    held_end: Option<IterationEnd>,
+    device_state: Vec<u8>,
+    commit_rounds: u32,
+    activated: bool,
+    stats: DestinationStats,
+}
+
+/// One page stream from the source.
+#[derive(Debug)]
+struct PageStream {
+    frames: FrameDecoder,
+    /// A batch of an iteration that has not started yet.
+    held: Option<PageBatch>,
+}
+
+/// Counters of a destination session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestinationStats {
+    /// Iterations completed.
+    pub iterations: u64,
+    /// Page batches applied.
+    pub batches: u64,
+    /// Pages covered by the records applied.
+    pub pages: u64,
+    /// Bytes received on every stream.
+    pub bytes_received: u64,
+    /// Bytes handed to the transport.
+    pub bytes_sent: u64,
+    /// Mismatching commit answers sent.
+    pub commit_mismatches: u32,
+    /// Batches that arrived on a page stream before their ITERATION_START and waited.
+    pub held_batches: u64,
+    /// ITERATION_ENDs that arrived before the batches they count and waited.
+    pub held_ends: u64,
+}
+
+impl<M: DestinationMemory> DestinationSession<M> {
+    /// A destination that reserved `memory` for the migration `config` names, starting at
+    /// `now`. It waits for the source's HELLO.
+    pub fn new(
+        config: DestinationConfig,
+        memory: M,
+        now: Duration,
+    ) -> Result<DestinationSession<M>, ConfigError> {
+        let needed = Limits::min_frame_payload(memory.page_size());
+        if config.limits.max_frame_payload < needed {
+            return Err(ConfigError::FrameLimitTooSmall {
+                max_frame_payload: config.limits.max_frame_payload,
+                needed,
+            });
+        }
+        let mut core = Core::new(
+            Direction::DestinationToSource,
+            config.limits,
+            config.idle_timeout,
+        );
+        core.start(now);
+        Ok(DestinationSession {
+            core,
+            decoder: Decoder::new(mandatory(config.encodings)),
+            receive_limits: config.limits,
+            page_streams: Vec::new(),
+            open: None,
+            applied: 0,
+            held_end: None,
+            device_state: Vec::new(),
+            commit_rounds: 0,
+            activated: false,
+            stats: DestinationStats::default(),
+            config,
+            memory,
+        })
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.core.phase()
+    }
+
+    /// Whether this destination runs the VM: true only after ACTIVATE, which the source may
+    /// send only after the digests agreed. After an abort, always false.
+    pub fn activated(&self) -> bool {
+        self.activated && self.core.phase() == Phase::Done
+    }
+
+    /// The guest memory.
+    pub fn memory(&self) -> &M {
+        &self.memory
+    }
+
+    /// The guest memory, mutably.
+    pub fn memory_mut(&mut self) -> &mut M {
+        &mut self.memory
+    }
+
+    /// The guest memory, taking the session apart.
+    pub fn into_memory(self) -> M {
+        self.memory
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> DestinationStats {
+        DestinationStats {
+            bytes_received: self.core.bytes_in,
+            bytes_sent: self.core.bytes_out,
+            ..self.stats
+        }
+    }
+
+    /// Aborts the migration with `reason`: ABORT goes out on the control stream. The VM does
+    /// not run here.
+    pub fn abort(&mut self, now: Duration, reason: AbortReason, message: impl Into<String>) {
+        self.core.received(now, 0);
+        self.core.abort(reason, message.into());
+    }
+
+    /// Whether the transport should read more from `stream` now. A stream that an iteration
+    /// barrier holds back wants nothing once it buffers a whole frame: stop reading it (flow
+    /// control then slows the source) until this turns true again.
+    pub fn wants_data(&self, stream: StreamId) -> bool {
+        let frame = self.receive_limits.max_frame_payload as usize + 8;
+        match stream {
+            StreamId::Control => self.held_end.is_none() || self.core.control_in.buffered() < frame,
+            StreamId::Page(index) => self
+                .page_streams
+                .get(usize::from(index))
+                .is_none_or(|s| s.held.is_none() || s.frames.buffered() < frame),
+        }
+    }
+
+    /// Bytes the source sent on `stream`. An error aborts the migration (ABORT is queued)
+    /// and is returned once; later data is ignored.
+    pub fn handle_stream_data(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
+        if self.core.is_over() {
+            return Ok(());
+        }
+        self.core.received(now, data.len());
+        let result = self.push(stream, data).and_then(|()| self.pump());
+        result.map_err(|error| self.core.fail(error))
+    }
+
+    /// The source finished `stream`. Before the migration is over, that is a truncated stream.
+    pub fn handle_stream_finished(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+    ) -> Result<(), SessionError> {
+        self.core.received(now, 0);
+        if self.core.finish_ok() {
+            return Ok(());
+        }
+        Err(self.core.fail(SessionError::StreamTruncated(stream)))
+    }
+
+    /// The connection is gone. Before the migration is over, that aborts it.
+    pub fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
+        self.core.received(now, 0);
+        if self.core.finish_ok() {
+            return Ok(());
+        }
+        Err(self.core.fail(SessionError::PeerGone))
+    }
+
+    /// When [`DestinationSession::handle_timeout`] should be called next (`None`: no timer).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.core.poll_timeout()
+    }
+
+    /// The timer of [`DestinationSession::poll_timeout`] fired.
+    pub fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
+        match self.core.expired(now) {
+            Some(error) => Err(self.core.fail(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.poll_event()
+    }
+
+    /// Up to `budget` bytes to write on `stream` (only the control stream carries anything
+    /// from the destination).
+    pub fn poll_transmit(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+        budget: usize,
+    ) -> Option<Bytes> {
+        match stream {
+            StreamId::Control => self.core.take_control(now, budget),
+            StreamId::Page(_) => None,
+        }
+    }
+
+    /// Whether the migration is over and every byte for the peer has been taken.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_over() && self.core.control_pending() == 0
+    }
+
+    fn push(&mut self, stream: StreamId, data: &[u8]) -> Result<(), SessionError> {
+        match stream {
+            StreamId::Control => self.core.control_in.push(data),
+            StreamId::Page(index) => {
+                let index = usize::from(index);
+                if index >= usize::from(self.config.max_page_streams) {
+                    return Err(SessionError::UnknownStream(stream));
+                }
+                while self.page_streams.len() <= index {
+                    self.page_streams.push(PageStream {
+                        frames: FrameDecoder::new(self.receive_limits),
+                        held: None,
+                    });
+                }
+                self.page_streams[index].frames.push(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes every frame that can be processed, across streams, until none can.
+    fn pump(&mut self) -> Result<(), SessionError> {
+        loop {
+            let mut progressed = self.pump_control()?;
+            for index in 0..self.page_streams.len() {
+                progressed |= self.pump_page_stream(index)?;
+            }
+            if !progressed || self.core.is_over() {
+                break;
+            }
+        }
+        let max = self
+            .config
+            .max_held_bytes
+            .max(self.receive_limits.max_frame_payload as usize + 8);
+        let control = (
+            self.held_end.is_some(),
+            StreamId::Control,
+            self.core.control_in.buffered(),
+        );
+        let pages = self.page_streams.iter().enumerate().map(|(index, s)| {
+            (
+                s.held.is_some(),
+                StreamId::Page(index as u16),
+                s.frames.buffered(),
+            )
+        });
+        for (held, stream, buffered) in std::iter::once(control).chain(pages) {
+            if held && buffered > max {
+                return Err(SessionError::BufferLimit {
+                    stream,
+                    buffered,
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn pump_control(&mut self) -> Result<bool, SessionError> {
+        let mut progressed = false;
+        if let Some(end) = self.held_end {
+            if self.applied < end.batches {
+                return Ok(false);
+            }
+            self.held_end = None;
+            self.end_iteration(end)?;
+            progressed = true;
+        }
+        while !self.core.is_over() {
+            let Some(frame) = self.core.control_in.poll()? else {
+                break;
+            };
+            progressed = true;
+            if let Frame::IterationEnd(end) = frame
+                && self.open == Some(end.iteration)
+                && self.applied < end.batches
+            {
+                self.held_end = Some(end);
+                self.stats.held_ends += 1;
+                break;
+            }
+            self.on_control(frame)?;
+        }
+        Ok(progressed)
+    }
+
+    fn pump_page_stream(&mut self, index: usize) -> Result<bool, SessionError> {
+        let mut progressed = false;
+        while !self.core.is_over() {
+            let stream = &mut self.page_streams[index];
+            let was_held = stream.held.is_some();
+            let batch = match stream.held.take() {
+                Some(batch) => batch,
+                None => match stream.frames.poll()? {
+                    Some(Frame::PageBatch(batch)) => batch,
+                    Some(other) => {
+                        return Err(SessionError::FrameOnWrongStream {
+                            stream: StreamId::Page(index as u16),
+                            frame_type: other.frame_type(),
+                        });
+                    }
+                    None => break,
+                },
+            };
+            if self.must_wait(&batch) {
+                self.page_streams[index].held = Some(batch);
+                self.stats.held_batches += u64::from(!was_held);
+                break;
+            }
+            self.apply_batch(batch)?;
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    /// Whether a batch from a page stream belongs to the iteration that starts next, so it
+    /// waits for its ITERATION_START on the control stream.
+    fn must_wait(&self, batch: &PageBatch) -> bool {
+        self.core
+            .phase()
+            .allows(Direction::SourceToDestination, FrameType::PAGE_BATCH)
+            && self.open != Some(batch.iteration)
+            && batch.iteration == self.core.tracker().next_iteration()
+    }
+
+    fn apply_batch(&mut self, batch: PageBatch) -> Result<(), SessionError> {
+        let frame = Frame::PageBatch(batch);
+        self.core.track_received(&frame)?;
+        let Frame::PageBatch(batch) = frame else {
+            return Ok(());
+        };
+        self.decoder.apply_all(&mut self.memory, &batch.records)?;
+        self.applied += 1;
+        self.stats.batches += 1;
+        self.stats.pages += batch
+            .records
+            .iter()
+            .map(|r| r.body.pages_covered())
+            .sum::<u64>();
+        Ok(())
+    }
+
+    fn end_iteration(&mut self, end: IterationEnd) -> Result<(), SessionError> {
+        self.core.track_received(&Frame::IterationEnd(end))?;
+        self.open = None;
+        self.stats.iterations += 1;
+        self.core.emit(Event::IterationEnded {
+            iteration: end.iteration,
+            batches: end.batches,
+            pages: end.pages,
+        });
+        Ok(())
+    }
+
+    fn on_control(&mut self, frame: Frame) -> Result<(), SessionError> {
+        match frame {
+            Frame::PageBatch(batch) => return self.apply_batch(batch),
+            Frame::IterationEnd(end) => return self.end_iteration(end),
+            _ => {}
+        }
+        self.core.track_received(&frame)?;
+        match frame {
+            Frame::Hello(hello) => self.on_hello(&hello),
+            Frame::IterationStart(iteration) => {
+                self.open = Some(iteration);
+                self.applied = 0;
+                Ok(())
+            }
+            Frame::DeviceState(chunk) => {
+                self.on_device_state(&chunk);
+                Ok(())
+            }
+            Frame::CommitDigest(digest) => self.on_digest(&digest),
+            Frame::Activate => {
+                self.activated = true;
+                self.core.send(Frame::Activated)?;
+                self.core.emit(Event::Activated);
+                Ok(())
+            }
+            Frame::Abort(abort) => Err(self.core.peer_aborted(&abort)),
+            // Dirty bitmaps are informational and SUSPEND only changes the phase; the tracker
+            // refuses everything else (no post-copy, no resume is negotiated).
+            _ => Ok(()),
+        }
+    }
+
+    fn on_hello(&mut self, source: &Hello) -> Result<(), SessionError> {
+        let mut ours = Hello::new(
+            Role::Destination,
+            self.config.migration_id,
+            self.memory.page_size(),
+            self.memory.page_count(),
+        );
+        ours.encodings = mandatory(self.config.encodings);
+        ours.features = Features::empty();
+        ours.max_frame_payload = self
+            .config
+            .limits
+            .max_frame_payload
+            .min(Limits::HARD_MAX_FRAME_PAYLOAD);
+        ours.vm_name = name(self.config.vm_name.clone());
+        self.core.send(Frame::Hello(ours.clone()))?;
+        let negotiated = match Hello::negotiate(source, &ours) {
+            _ if source.resume => Err(RefusalReason::UnknownMigration),
+            Ok(negotiated) => Ok(negotiated),
+            Err(PeerIncompatible::OtherVm(_)) => Err(RefusalReason::WrongVm),
+            Err(PeerIncompatible::MissingMandatoryEncoding(_)) => {
+                Err(RefusalReason::NoCommonEncoding)
+            }
+            Err(error) => return Err(SessionError::Wire(error.into())),
+        };
+        match negotiated {
+            Ok(negotiated) => {
+                self.receive_limits = negotiated.limits(self.config.limits);
+                self.core.control_in.set_limits(self.receive_limits);
+                for stream in &mut self.page_streams {
+                    stream.frames.set_limits(self.receive_limits);
+                }
+                self.core.send_limits =
+                    send_limits(&negotiated, negotiated.source_max_frame_payload);
+                self.decoder = Decoder::new(negotiated.encodings);
+                self.core.emit(Event::Negotiated(negotiated));
+                self.core
+                    .send(Frame::Reservation(ReservationAnswer::Accepted))
+            }
+            Err(reason) => {
+                self.core
+                    .send(Frame::Reservation(ReservationAnswer::Refused(reason)))?;
+                self.core.emit(Event::Refused(reason));
+                Err(SessionError::Refused(reason))
+            }
+        }
+    }
+
+    fn on_device_state(&mut self, chunk: &DeviceState) {
+        // The tracker checked the chunk continues the previous one, and the decoder that the
+        // total is within the limit, so the buffer grows to at most the limit.
+        self.device_state.extend_from_slice(&chunk.data);
+        if self.device_state.len() as u64 == chunk.total {
+            let state = Bytes::from(std::mem::take(&mut self.device_state));
+            self.core.emit(Event::DeviceState(state));
+        }
+    }
+
+    fn on_digest(&mut self, digest: &CommitDigest) -> Result<(), SessionError> {
+        let per_range = NonZeroU32::new(digest.pages_per_range).unwrap_or(NonZeroU32::MIN);
+        let memory = &self.memory;
+        let ours = digest_of(
+            per_range,
+            memory.page_size(),
+            memory.page_count(),
+            |page, out| memory.read_page(page, out),
+        )?;
+        let answer = digest.compare(&ours);
+        if let CommitAnswer::Mismatch(ranges) = &answer {
+            self.commit_rounds += 1;
+            self.stats.commit_mismatches = self.commit_rounds;
+            if self.commit_rounds > self.config.max_commit_rounds {
+                return Err(SessionError::DigestMismatch {
+                    rounds: self.commit_rounds,
+                    ranges: ranges.len(),
+                });
+            }
+        }
+        self.core.send(Frame::CommitAnswer(answer.clone()))?;
+        self.core.emit(Event::CommitResult(answer));
+        Ok(())
+    }
+}
+
+impl<M: DestinationMemory> std::fmt::Debug for DestinationSession<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationSession")
+            .field("phase", &self.phase())
+            .field("activated", &self.activated())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

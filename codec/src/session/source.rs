@@ -1,0 +1,867 @@
+//! [`SourceSession`]: the source side of a migration, sans-IO.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::encoder::{CostPolicy, Encoder, EncoderConfig, body_wire_len};
+use crate::frame::{
+    AbortReason, CommitAnswer, CommitDigest, DeviceState, Features, Frame, Hello, Iteration,
+    IterationEnd, Limits, Negotiated, PageBatch, ReservationAnswer, Role,
+};
+use crate::memory::{MemoryError, SourceMemory};
+use crate::phase::{Direction, Phase};
+use crate::select::{
+    Decision, LinkEstimate, Observation, PageCosts, Progress, Strategy, WriteMode,
+};
+use crate::session::core::Core;
+use crate::session::digest::{digest_of, range_size};
+use crate::session::outbox::Outbox;
+use crate::session::{ConfigError, Event, PageAffinity, SessionError, SourceConfig, StreamId};
+use crate::{Encoding, EncodingSet, PageBitmap, PageCount, PageNumber, PageRecord};
+
+/// How many control bytes may wait before the source stops starting new iterations (a
+/// strategy that plans empty rounds cannot fill memory with markers).
+const CONTROL_BACKLOG: usize = 64 << 10;
+
+/// How many pages, per page stream and batch, may wait between the strategy and the encoder.
+const PENDING_BATCHES: usize = 4;
+
+/// The source side of a migration: reads guest memory through a [`SourceMemory`], asks a
+/// [`Strategy`] which pages go in each iteration, encodes them lazily as the transport has
+/// room, and follows the phases to activation. See the [module docs](crate::session) for how a
+/// transport drives it.
+pub struct SourceSession<M: SourceMemory> {
+    core: Core,
+    memory: M,
+    strategy: Box<dyn Strategy>,
+    settings: Settings,
+    hello: Hello,
+    affinity: PageAffinity,
+    /// One encoder per page stream (after the hellos): dedup references name only pages of
+    /// the same stream, whose records the destination applies in order.
+    encoders: Vec<Encoder>,
+    pages_out: Vec<Outbox>,
+    pending: Vec<VecDeque<PageNumber>>,
+    dirty: PageBitmap,
+    costs: ResendCosts,
+    stage: Stage,
+    mirror: bool,
+    start: Duration,
+    scratch: Vec<u8>,
+    pulled: Vec<PageNumber>,
+    digest: Option<CommitDigest>,
+    device_state: Bytes,
+    commit_rounds: u32,
+    stats: SourceStats,
+    error: Option<SessionError>,
+}
+
+/// The configuration values the session keeps after construction.
+#[derive(Debug)]
+struct Settings {
+    max_batch_pages: usize,
+    cache_bytes: u64,
+    policy: CostPolicy,
+    pages_per_range: NonZeroU32,
+    max_commit_rounds: u32,
+    limits: Limits,
+    link: LinkEstimate,
+}
+
+/// What the source is doing.
+#[derive(Debug)]
+enum Stage {
+    /// HELLO sent; waiting for the destination's HELLO and RESERVATION.
+    Greeting,
+    /// An iteration is being sent.
+    Transfer(Transfer),
+    /// The strategy ended the live rounds; waiting for the driver to suspend the guest.
+    AwaitSuspend(PageBitmap),
+    /// The digest is sent; waiting for the answer.
+    AwaitAnswer,
+    /// ACTIVATE is sent; waiting for ACTIVATED.
+    AwaitActivated,
+    /// The migration is over.
+    Over,
+}
+
+/// One iteration being sent.
+#[derive(Debug)]
+struct Transfer {
+    iteration: Iteration,
+    feed: Feed,
+    purpose: Purpose,
+    batches: u64,
+    pages: u64,
+    /// The feed has no more pages.
+    exhausted: bool,
+}
+
+/// Where an iteration's pages come from.
+#[derive(Debug)]
+enum Feed {
+    /// The strategy's `next_batch`.
+    Strategy,
+    /// A fixed set, in page order from `next`.
+    Set { pages: PageBitmap, next: PageNumber },
+}
+
+/// Why an iteration is sent, which decides what follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    Live,
+    StopAndCopy,
+    Resend,
+}
+
+/// Counters of a source session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Iterations completed (live rounds, stop-and-copy and resends).
+    pub iterations: u64,
+    /// Page batches sent.
+    pub batches: u64,
+    /// Pages covered by the records sent (every version counts).
+    pub pages_sent: u64,
+    /// Bytes handed to the transport on every stream.
+    pub bytes_sent: u64,
+    /// Bytes received from the destination.
+    pub bytes_received: u64,
+    /// Mismatching commit answers received.
+    pub commit_mismatches: u32,
+}
+
+/// The expected wire bytes to resend each page, from its last record (for the strategy).
+#[derive(Debug)]
+struct ResendCosts {
+    bytes: Vec<u32>,
+    raw: u32,
+}
+
+impl PageCosts for ResendCosts {
+    fn resend_bytes(&self, page: PageNumber) -> u32 {
+        self.bytes.get(page.index()).copied().unwrap_or(self.raw)
+    }
+}
+
+impl<M: SourceMemory> SourceSession<M> {
+    /// A source migrating `memory`, starting at `now` (time since any epoch the driver
+    /// chooses; later calls pass later values). The HELLO is queued on the control stream.
+    pub fn new(
+        config: SourceConfig,
+        memory: M,
+        now: Duration,
+    ) -> Result<SourceSession<M>, ConfigError> {
+        let page_size = memory.page_size();
+        let page_count = memory.page_count();
+        config
+            .policy
+            .validate()
+            .map_err(crate::encoder::ConfigError::from)?;
+        let needed = Limits::min_frame_payload(page_size);
+        if config.limits.max_frame_payload < needed {
+            return Err(ConfigError::FrameLimitTooSmall {
+                max_frame_payload: config.limits.max_frame_payload,
+                needed,
+            });
+        }
+        let too_large = ConfigError::MemoryTooLarge {
+            page_size,
+            page_count,
+        };
+        let pages = usize::try_from(page_count.0).map_err(|_| too_large.clone())?;
+        let mut cost_bytes = Vec::new();
+        cost_bytes
+            .try_reserve_exact(pages)
+            .map_err(|_| too_large.clone())?;
+        let raw = page_size.get() + 2;
+        cost_bytes.resize(pages, raw);
+        let streams = config.page_streams.get();
+        let mut hello = Hello::new(Role::Source, config.migration_id, page_size, page_count);
+        hello.encodings = mandatory(config.encodings);
+        hello.features = Features::empty();
+        hello.max_frame_payload = config
+            .limits
+            .max_frame_payload
+            .min(Limits::HARD_MAX_FRAME_PAYLOAD);
+        hello.vm_name = name(config.vm_name);
+        let mut core = Core::new(
+            Direction::SourceToDestination,
+            config.limits,
+            config.idle_timeout,
+        );
+        core.start(now);
+        let mut session = SourceSession {
+            core,
+            strategy: config.strategy,
+            settings: Settings {
+                max_batch_pages: (config.max_batch_pages.get() as usize).min(1 << 16),
+                cache_bytes: config.cache_bytes,
+                policy: config.policy,
+                pages_per_range: config.pages_per_range,
+                max_commit_rounds: config.max_commit_rounds,
+                limits: config.limits,
+                link: config.link,
+            },
+            affinity: PageAffinity::new(config.page_streams),
+            encoders: Vec::new(),
+            pages_out: (0..streams).map(|_| Outbox::default()).collect(),
+            pending: (0..streams).map(|_| VecDeque::new()).collect(),
+            dirty: PageBitmap::new(page_count),
+            costs: ResendCosts {
+                bytes: cost_bytes,
+                raw,
+            },
+            stage: Stage::Greeting,
+            mirror: false,
+            start: now,
+            scratch: vec![0; page_size.bytes()],
+            pulled: Vec::new(),
+            digest: None,
+            device_state: Bytes::new(),
+            commit_rounds: 0,
+            stats: SourceStats::default(),
+            error: None,
+            hello: hello.clone(),
+            memory,
+        };
+        session
+            .core
+            .send(Frame::Hello(hello))
+            .map_err(|_| ConfigError::FrameLimitTooSmall {
+                max_frame_payload: config.limits.max_frame_payload,
+                needed,
+            })?;
+        Ok(session)
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.core.phase()
+    }
+
+    /// The guest memory.
+    pub fn memory(&self) -> &M {
+        &self.memory
+    }
+
+    /// The guest memory, mutably (for drivers whose guest writes through the session's
+    /// memory; every write must also be reported with [`SourceSession::on_write`] or
+    /// [`SourceSession::mark_dirty`]).
+    pub fn memory_mut(&mut self) -> &mut M {
+        &mut self.memory
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> SourceStats {
+        SourceStats {
+            bytes_sent: self.core.bytes_out,
+            bytes_received: self.core.bytes_in,
+            ..self.stats
+        }
+    }
+
+    /// The streams this session writes: the control stream and every page stream.
+    pub fn streams(&self) -> impl Iterator<Item = StreamId> + use<M> {
+        let count = self.affinity.streams();
+        std::iter::once(StreamId::Control).chain((0..count).map(StreamId::Page))
+    }
+
+    /// Updates the link estimate the strategy sees at its next decision.
+    pub fn set_link_estimate(&mut self, link: LinkEstimate) {
+        self.settings.link = link;
+    }
+
+    /// Reports guest writes: every page of `pages` was written since the last report (the
+    /// VMM's dirty log). A set over another page count is read page by page.
+    pub fn mark_dirty(&mut self, pages: &PageBitmap) {
+        if pages.page_count() == self.dirty.page_count() {
+            self.dirty.union_with(pages);
+        } else {
+            pages.iter().for_each(|page| {
+                self.dirty.insert(page);
+            });
+        }
+    }
+
+    /// Reports one guest write to `page`. In a mirror round, the strategy may have the page
+    /// forwarded at once.
+    pub fn on_write(&mut self, page: PageNumber) {
+        self.dirty.insert(page);
+        if self.mirror
+            && matches!(self.stage, Stage::Transfer(_))
+            && self.memory.page_count().contains(page)
+            && self.strategy.on_write(page) == crate::select::WriteAction::Forward
+        {
+            self.pending[self.affinity.index_of(page)].push_front(page);
+        }
+    }
+
+    /// The guest is suspended (after [`Event::SuspendRequested`]); `device_state` is its
+    /// device and CPU state, opaque to the protocol. Report the guest's last writes with
+    /// [`SourceSession::mark_dirty`] first. The remaining pages, the device state and the
+    /// commit digest follow.
+    pub fn suspended(&mut self, now: Duration, device_state: Bytes) -> Result<(), SessionError> {
+        let Stage::AwaitSuspend(remaining) = &mut self.stage else {
+            return Err(SessionError::CallOutOfOrder("suspended"));
+        };
+        let mut pages = std::mem::replace(remaining, PageBitmap::new(PageCount(0)));
+        self.device_state = device_state;
+        let result = (|| {
+            self.core.send(Frame::Suspend)?;
+            pages.union_with(&self.dirty);
+            self.dirty.clear();
+            self.start_transfer(
+                Feed::Set {
+                    pages,
+                    next: PageNumber(0),
+                },
+                Purpose::StopAndCopy,
+            )?;
+            self.drive(now)
+        })();
+        result.map_err(|error| self.fail(error))
+    }
+
+    /// Aborts the migration with `reason`: ABORT goes out on the control stream, nothing
+    /// after it.
+    pub fn abort(&mut self, now: Duration, reason: AbortReason, message: impl Into<String>) {
+        self.core.received(now, 0);
+        self.core.abort(reason, message.into());
+        self.close();
+    }
+
+    /// Bytes the peer sent on `stream` (only the control stream carries anything to the
+    /// source). An error aborts the migration (ABORT is queued) and is returned once; later
+    /// data is ignored.
+    pub fn handle_stream_data(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
+        if self.core.is_over() {
+            return Ok(());
+        }
+        self.core.received(now, data.len());
+        if stream != StreamId::Control {
+            return Err(self.fail(SessionError::UnknownStream(stream)));
+        }
+        self.core.control_in.push(data);
+        let result = self.read_control(now).and_then(|()| self.drive(now));
+        result.map_err(|error| self.fail(error))
+    }
+
+    /// The peer finished `stream`. Before the migration is over, that is a truncated stream.
+    pub fn handle_stream_finished(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+    ) -> Result<(), SessionError> {
+        self.core.received(now, 0);
+        if self.core.finish_ok() {
+            return Ok(());
+        }
+        Err(self.fail(SessionError::StreamTruncated(stream)))
+    }
+
+    /// The connection is gone. Before the migration is over, that aborts it.
+    pub fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
+        self.core.received(now, 0);
+        if self.core.finish_ok() {
+            return Ok(());
+        }
+        Err(self.fail(SessionError::PeerGone))
+    }
+
+    /// When [`SourceSession::handle_timeout`] should be called next (`None`: no timer).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.core.poll_timeout()
+    }
+
+    /// The timer of [`SourceSession::poll_timeout`] fired.
+    pub fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
+        match self.core.expired(now) {
+            Some(error) => Err(self.fail(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.poll_event()
+    }
+
+    /// The error that aborted the migration while the session was producing bytes
+    /// ([`SourceSession::poll_transmit`]), taken once.
+    pub fn take_error(&mut self) -> Option<SessionError> {
+        self.error.take()
+    }
+
+    /// Whether the migration is over and every byte for the peer has been taken: the
+    /// transport may finish the streams and close the connection.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_over() && self.core.control_pending() == 0
+    }
+
+    /// Up to `budget` bytes to write on `stream` now, or `None` if it has nothing. Page bytes
+    /// are read and encoded only here, when the transport has room: call it for every stream
+    /// whenever that stream can take bytes.
+    pub fn poll_transmit(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+        budget: usize,
+    ) -> Option<Bytes> {
+        if let StreamId::Page(index) = stream {
+            let index = usize::from(index);
+            if index >= self.pages_out.len() {
+                return None;
+            }
+            if !self.core.is_over() {
+                let result = self.produce(index, budget).and_then(|()| self.drive(now));
+                if let Err(error) = result {
+                    let error = self.fail(error);
+                    self.error.get_or_insert(error);
+                }
+            }
+            let bytes = self.pages_out.get_mut(index)?.take(budget)?;
+            self.core.sent(now, bytes.len());
+            return Some(bytes);
+        }
+        if !self.core.is_over()
+            && let Err(error) = self.drive(now)
+        {
+            let error = self.fail(error);
+            self.error.get_or_insert(error);
+        }
+        self.core.take_control(now, budget)
+    }
+
+    fn fail(&mut self, error: SessionError) -> SessionError {
+        let error = self.core.fail(error);
+        self.close();
+        error
+    }
+
+    /// The migration is over: nothing more goes on the page streams.
+    fn close(&mut self) {
+        self.stage = Stage::Over;
+        self.pages_out.iter_mut().for_each(Outbox::clear);
+        self.pending.iter_mut().for_each(VecDeque::clear);
+    }
+
+    fn read_control(&mut self, now: Duration) -> Result<(), SessionError> {
+        while !self.core.is_over() {
+            let Some(frame) = self.core.control_in.poll()? else {
+                return Ok(());
+            };
+            self.core.track_received(&frame)?;
+            self.on_frame(now, frame)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, now: Duration, frame: Frame) -> Result<(), SessionError> {
+        match frame {
+            Frame::Hello(hello) => self.on_hello(&hello),
+            Frame::Reservation(ReservationAnswer::Accepted) => self.plan(now),
+            Frame::Reservation(ReservationAnswer::Refused(reason)) => {
+                self.core.emit(Event::Refused(reason));
+                self.close();
+                Err(SessionError::Refused(reason))
+            }
+            Frame::CommitAnswer(answer) => self.on_answer(answer),
+            Frame::Activated => {
+                self.core.emit(Event::Activated);
+                self.stage = Stage::Over;
+                Ok(())
+            }
+            Frame::Abort(abort) => {
+                let error = self.core.peer_aborted(&abort);
+                self.close();
+                Err(error)
+            }
+            // The tracker lets nothing else through from a destination to a source in the
+            // phases this session reaches (no resume, no post-copy).
+            other => Err(SessionError::FrameOnWrongStream {
+                stream: StreamId::Control,
+                frame_type: other.frame_type(),
+            }),
+        }
+    }
+
+    fn on_hello(&mut self, hello: &Hello) -> Result<(), SessionError> {
+        let negotiated = Hello::negotiate(&self.hello, hello)
+            .map_err(|error| SessionError::Wire(error.into()))?;
+        self.core
+            .control_in
+            .set_limits(negotiated.limits(self.settings.limits));
+        self.core.send_limits = send_limits(&negotiated, negotiated.destination_max_frame_payload);
+        let streams = self.pages_out.len() as u64;
+        let config = EncoderConfig {
+            cache_bytes: self.settings.cache_bytes / streams.max(1),
+            policy: self.settings.policy,
+            ..EncoderConfig::new(negotiated.page_size, negotiated.encodings)
+        };
+        self.encoders = (0..streams)
+            .map(|_| Encoder::new(config))
+            .collect::<Result<_, _>>()
+            .map_err(|_| SessionError::Unsupported("an encoder configuration"))?;
+        self.core.emit(Event::Negotiated(negotiated));
+        Ok(())
+    }
+
+    fn on_answer(&mut self, answer: CommitAnswer) -> Result<(), SessionError> {
+        self.core.emit(Event::CommitResult(answer.clone()));
+        match answer {
+            CommitAnswer::Agree => {
+                self.core.send(Frame::Activate)?;
+                self.stage = Stage::AwaitActivated;
+                Ok(())
+            }
+            CommitAnswer::Mismatch(ranges) => {
+                self.commit_rounds += 1;
+                self.stats.commit_mismatches = self.commit_rounds;
+                if self.commit_rounds > self.settings.max_commit_rounds {
+                    return Err(SessionError::DigestMismatch {
+                        rounds: self.commit_rounds,
+                        ranges: ranges.len(),
+                    });
+                }
+                let Some(digest) = &self.digest else {
+                    return Err(SessionError::CallOutOfOrder(
+                        "commit answer without a digest",
+                    ));
+                };
+                let page_count = self.memory.page_count();
+                let mut pages = PageBitmap::new(page_count);
+                for range in ranges {
+                    let span = digest.range_pages(range, page_count);
+                    pages.insert_range(span.start, span.end.0 - span.start.0);
+                    for page in span.start.0..span.end.0 {
+                        let page = PageNumber(page);
+                        // The destination's copy is not what the encoder believes: send the
+                        // page whole, not as a delta or a reference.
+                        self.encoders[self.affinity.index_of(page)].forget_page(page);
+                    }
+                }
+                self.start_transfer(
+                    Feed::Set {
+                        pages,
+                        next: PageNumber(0),
+                    },
+                    Purpose::Resend,
+                )
+            }
+        }
+    }
+
+    /// Asks the strategy what comes next, with the dirty log harvested now.
+    fn plan(&mut self, now: Duration) -> Result<(), SessionError> {
+        let harvest = self.dirty.clone();
+        self.dirty.clear();
+        let observation = Observation {
+            now: now.saturating_sub(self.start),
+            dirty: &harvest,
+            link: self.settings.link,
+            costs: &self.costs,
+            progress: Progress {
+                bytes_sent: self.core.bytes_out,
+                pages_sent: self.stats.pages_sent,
+            },
+        };
+        match self.strategy.plan(&observation) {
+            Decision::Round(round) => {
+                self.mirror = round.writes == WriteMode::Mirror;
+                let iteration = self.core.tracker().next_iteration();
+                self.start_transfer(Feed::Strategy, Purpose::Live)?;
+                self.core.emit(Event::RoundStarted {
+                    iteration,
+                    planned: round.planned,
+                    throttle: round.throttle,
+                });
+                Ok(())
+            }
+            Decision::StopAndCopy(stop) => {
+                self.mirror = false;
+                self.stage = Stage::AwaitSuspend(stop.remaining);
+                self.core.emit(Event::SuspendRequested);
+                Ok(())
+            }
+            Decision::PostCopy(_) => Err(SessionError::Unsupported("post-copy")),
+        }
+    }
+
+    fn start_transfer(&mut self, feed: Feed, purpose: Purpose) -> Result<(), SessionError> {
+        let iteration = self.core.tracker().next_iteration();
+        self.core.send(Frame::IterationStart(iteration))?;
+        self.stage = Stage::Transfer(Transfer {
+            iteration,
+            feed,
+            purpose,
+            batches: 0,
+            pages: 0,
+            exhausted: false,
+        });
+        Ok(())
+    }
+
+    /// Moves the migration on as far as it goes without the transport or the peer: ends an
+    /// iteration whose pages are all queued, and starts what follows it.
+    fn drive(&mut self, now: Duration) -> Result<(), SessionError> {
+        while !self.core.is_over() && self.core.control_pending() < CONTROL_BACKLOG {
+            let Stage::Transfer(transfer) = &self.stage else {
+                return Ok(());
+            };
+            if self.pending.iter().any(|pending| !pending.is_empty()) {
+                return Ok(());
+            }
+            if !transfer.exhausted {
+                self.refill(0)?;
+                if self.pending.iter().any(|pending| !pending.is_empty()) {
+                    return Ok(());
+                }
+                continue;
+            }
+            self.finish_transfer(now)?;
+        }
+        Ok(())
+    }
+
+    fn finish_transfer(&mut self, now: Duration) -> Result<(), SessionError> {
+        let Stage::Transfer(transfer) = std::mem::replace(&mut self.stage, Stage::Over) else {
+            return Ok(());
+        };
+        self.core.send(Frame::IterationEnd(IterationEnd {
+            iteration: transfer.iteration,
+            batches: transfer.batches,
+            pages: transfer.pages,
+        }))?;
+        self.stats.iterations += 1;
+        self.core.emit(Event::IterationEnded {
+            iteration: transfer.iteration,
+            batches: transfer.batches,
+            pages: transfer.pages,
+        });
+        match transfer.purpose {
+            Purpose::Live => self.plan(now),
+            Purpose::StopAndCopy => {
+                self.send_device_state()?;
+                self.send_digest()
+            }
+            Purpose::Resend => self.send_digest(),
+        }
+    }
+
+    fn send_device_state(&mut self) -> Result<(), SessionError> {
+        let state = std::mem::take(&mut self.device_state);
+        let total = state.len() as u64;
+        let chunk = (self.core.send_limits.max_frame_payload as usize)
+            .saturating_sub(16)
+            .max(1);
+        let mut offset = 0;
+        loop {
+            let end = (offset + chunk).min(state.len());
+            self.core.send(Frame::DeviceState(DeviceState {
+                total,
+                offset: offset as u64,
+                data: state.slice(offset..end),
+            }))?;
+            offset = end;
+            if offset >= state.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn send_digest(&mut self) -> Result<(), SessionError> {
+        let digest = match &self.digest {
+            Some(digest) => digest.clone(),
+            None => {
+                let memory = &self.memory;
+                let page_count = memory.page_count();
+                let per_range = range_size(
+                    self.settings.pages_per_range,
+                    page_count,
+                    &self.core.send_limits,
+                );
+                let digest = digest_of(per_range, memory.page_size(), page_count, |page, out| {
+                    memory.read_page(page, out)
+                })?;
+                self.digest = Some(digest.clone());
+                digest
+            }
+        };
+        self.core.send(Frame::CommitDigest(digest))?;
+        self.stage = Stage::AwaitAnswer;
+        Ok(())
+    }
+
+    /// Pulls pages from the iteration's feed into the per-stream queues until stream `want`
+    /// has some, the feed is exhausted, or the queues are full.
+    fn refill(&mut self, want: usize) -> Result<(), SessionError> {
+        let Stage::Transfer(transfer) = &mut self.stage else {
+            return Ok(());
+        };
+        let max = self.settings.max_batch_pages;
+        let cap = max * PENDING_BATCHES * self.pending.len();
+        let page_count = self.memory.page_count();
+        while self.pending[want].is_empty()
+            && !transfer.exhausted
+            && self.pending.iter().map(VecDeque::len).sum::<usize>() < cap
+        {
+            self.pulled.clear();
+            let count = match &mut transfer.feed {
+                Feed::Strategy => self.strategy.next_batch(&self.dirty, max, &mut self.pulled),
+                Feed::Set { pages, next } => {
+                    while self.pulled.len() < max
+                        && let Some(page) = pages.first_at_or_after(*next)
+                    {
+                        self.pulled.push(page);
+                        *next = page.next();
+                        if page.0 == u64::MAX {
+                            break;
+                        }
+                    }
+                    self.pulled.len()
+                }
+            };
+            if count == 0 {
+                transfer.exhausted = true;
+            }
+            for &page in &self.pulled {
+                if page_count.contains(page) {
+                    self.pending[self.affinity.index_of(page)].push_back(page);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes batches for page stream `index` until `budget` bytes wait or it has no pages.
+    fn produce(&mut self, index: usize, budget: usize) -> Result<(), SessionError> {
+        while self.pages_out[index].len() < budget && matches!(self.stage, Stage::Transfer(_)) {
+            if self.pending[index].is_empty() {
+                self.refill(index)?;
+            }
+            if self.pending[index].is_empty() {
+                return Ok(());
+            }
+            self.encode_batch(index)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes up to one batch's worth of the pages waiting for stream `index` (more than one
+    /// batch if the records do not fit one frame).
+    fn encode_batch(&mut self, index: usize) -> Result<(), SessionError> {
+        let take = self.pending[index].len().min(self.settings.max_batch_pages);
+        let mut pages: Vec<PageNumber> = self.pending[index].drain(..take).collect();
+        pages.sort_unstable();
+        pages.dedup();
+        let page_size = self.memory.page_size();
+        let max_payload = self
+            .core
+            .send_limits
+            .max_frame_payload
+            .min(Limits::HARD_MAX_FRAME_PAYLOAD) as usize;
+        let mut records = Vec::new();
+        let mut size = BATCH_HEADER;
+        for page in pages {
+            self.memory.read_page(page, &mut self.scratch)?;
+            let encoder = &mut self.encoders[index];
+            let record = encoder.encode_page(page, &self.scratch).map_err(|wrong| {
+                MemoryError::WrongLength {
+                    expected: wrong.expected,
+                    actual: wrong.actual,
+                }
+            })?;
+            let Some(record) = record else {
+                self.costs.note(page, RECORD_HEADER as u32);
+                continue;
+            };
+            let len = RECORD_HEADER + body_wire_len(&record.body, page_size);
+            self.costs.note(page, len as u32);
+            if size + len > max_payload && !records.is_empty() {
+                self.send_batch(index, std::mem::take(&mut records))?;
+                size = BATCH_HEADER;
+            }
+            size += len;
+            self.encoders[index].push_coalesced(&mut records, record);
+        }
+        if !records.is_empty() {
+            self.send_batch(index, records)?;
+        }
+        Ok(())
+    }
+
+    fn send_batch(&mut self, index: usize, records: Vec<PageRecord>) -> Result<(), SessionError> {
+        let Stage::Transfer(transfer) = &mut self.stage else {
+            return Ok(());
+        };
+        let covered: u64 = records.iter().map(|r| r.body.pages_covered()).sum();
+        let frame = Frame::PageBatch(PageBatch {
+            iteration: transfer.iteration,
+            records,
+        });
+        frame.check(&self.core.send_limits)?;
+        transfer.batches += 1;
+        transfer.pages += covered;
+        self.core.track_sent(&frame)?;
+        self.pages_out[index].push(&frame, &self.core.send_limits)?;
+        self.stats.batches += 1;
+        self.stats.pages_sent += covered;
+        Ok(())
+    }
+}
+
+impl<M: SourceMemory> std::fmt::Debug for SourceSession<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSession")
+            .field("phase", &self.phase())
+            .field("strategy", &self.strategy.name())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResendCosts {
+    fn note(&mut self, page: PageNumber, bytes: u32) {
+        if let Some(slot) = self.bytes.get_mut(page.index()) {
+            *slot = bytes;
+        }
+    }
+}
+
+/// A batch's fixed header: iteration and record count.
+const BATCH_HEADER: usize = 12;
+/// The most bytes a record takes before its body: the page-number delta (a varint).
+const RECORD_HEADER: usize = 10;
+
+/// `encodings` with the two every peer must support.
+pub(crate) fn mandatory(encodings: EncodingSet) -> EncodingSet {
+    encodings.with(Encoding::ZeroRun).with(Encoding::Raw)
+}
+
+/// A VM name cut to the 255 bytes a hello holds, at a character boundary.
+pub(crate) fn name(mut name: String) -> String {
+    let mut end = name.len().min(Hello::MAX_NAME_LEN);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    name
+}
+
+/// The limits frames to the peer must keep: its frame limit over the negotiated memory, the
+/// protocol's defaults for the rest.
+pub(crate) fn send_limits(negotiated: &Negotiated, peer_max_frame_payload: u32) -> Limits {
+    Limits {
+        max_frame_payload: peer_max_frame_payload,
+        ..negotiated.limits(Limits::default())
+    }
+}
