@@ -3,6 +3,7 @@
 //! arguments and `run` function.
 
 mod bench;
+mod certs;
 mod trace_gen;
 mod trace_info;
 mod trace_record;
@@ -30,6 +31,8 @@ enum Command {
     Trace(TraceCommand),
     /// Simulate migrating a trace under page-selection strategies over links; write reports.
     Bench(bench::BenchArgs),
+    /// Make a CA and a pair of peer certificates (source, destination) for trying things out.
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +53,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Trace(TraceCommand::Info(args)) => trace_info::run(args),
         Command::Trace(TraceCommand::Record(args)) => trace_record::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Certs(args) => certs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
