@@ -9,6 +9,7 @@
 //!   handshakes are typed ([`Refusal`]).
 //! - [`streams`]: one control stream and several page streams behind bounded queues
 //!   ([`Outbox`], [`Inbox`]), with an optional [`RateLimit`] on page bytes.
+//! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
 //! - [`memory`]: guest memory for the source ([`memory::SourceMemory`]) and the destination
 //!   (the codec's `DestinationMemory`), in a `Vec` or a file.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 
 #[cfg(feature = "certs")]
 pub mod certs;
+pub mod driver;
 pub mod endpoint;
 pub mod memory;
 pub mod rate;
@@ -27,6 +29,6 @@ pub mod tuning;
 pub use endpoint::{Dialer, EndpointError, Listener, SocketBuffers};
 pub use rate::RateLimit;
 pub use refusal::{CloseCode, ConnectError, Refusal, RefusedBy};
-pub use streams::{Inbox, Outbox, PageStreamIndex, Received, StreamConfig, StreamError, StreamId};
+pub use streams::{Inbox, Outbox, Received, StreamConfig, StreamError, StreamId};
 pub use tls::{ALPN, PeerName, TlsConfigError, TlsIdentity};
 pub use tuning::Tuning;

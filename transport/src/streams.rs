@@ -2,8 +2,9 @@
 //! unidirectional page streams, behind bounded queues.
 //!
 //! The source opens every stream ([`open`]); the destination accepts them ([`accept`]),
-//! numbering page streams in the order they arrive. Which page goes on which page stream (pfn
-//! affinity) is the session's decision; this module only maps a [`StreamId`] to a quinn stream.
+//! numbering page streams as the source did. Which page goes on which page stream (pfn
+//! affinity) is the session's decision; this module only maps the session's [`StreamId`] to a
+//! quinn stream.
 //!
 //! **Bounded memory.** Each outgoing stream has a writer task fed by a queue of at most
 //! [`StreamConfig::send_queue_chunks`] chunks; [`Outbox::send`] waits while the queue is full,
@@ -13,34 +14,16 @@
 //! at most [`StreamConfig::read_chunk`] bytes per stream plus its receive window. A stream the
 //! driver leaves unread ([`Inbox::recv_from`]) stops being read once its queue is full.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
 use crate::rate::{Pacer, RateLimit};
 use crate::refusal::Refusal;
 
-/// The index of a page stream, 0-based in the order the source opened them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PageStreamIndex(pub u16);
-
-/// One stream of a migration connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StreamId {
-    /// The bidirectional control stream: every frame but page batches, both directions.
-    Control,
-    /// A unidirectional page stream (source to destination): page batches only.
-    Page(PageStreamIndex),
-}
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StreamId::Control => f.write_str("control stream"),
-            StreamId::Page(index) => write!(f, "page stream {}", index.0),
-        }
-    }
-}
+pub use pagewire_codec::session::StreamId;
 
 /// How streams are set up and bounded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +120,8 @@ pub struct Outbox {
     control: mpsc::Sender<Bytes>,
     pages: Vec<mpsc::Sender<Bytes>>,
     writers: JoinSet<Result<u64, StreamError>>,
+    /// Signalled by a writer each time it takes a chunk off its queue.
+    room: Arc<Notify>,
 }
 
 /// Something that arrived on a stream.
@@ -167,17 +152,33 @@ impl Outbox {
     /// Queues `bytes` for `stream`, waiting while that stream's queue is full. An error means
     /// a writer failed; it is the first writer error.
     pub async fn send(&mut self, stream: StreamId, bytes: Bytes) -> Result<(), StreamError> {
-        let queue = match stream {
-            StreamId::Control => &self.control,
-            StreamId::Page(index) => self
-                .pages
-                .get(usize::from(index.0))
-                .ok_or(StreamError::NoSuchStream(stream))?,
-        };
+        let queue = self.queue(stream)?;
         if queue.send(bytes).await.is_err() {
             return Err(self.first_writer_error().await);
         }
         Ok(())
+    }
+
+    /// Whether `stream`'s queue takes a chunk now without waiting (a stream that does not
+    /// exist never does).
+    pub fn has_room(&self, stream: StreamId) -> bool {
+        self.queue(stream).is_ok_and(|queue| queue.capacity() > 0)
+    }
+
+    /// Waits until a writer took a chunk off its queue since the last call (so some stream
+    /// may have room again). A driver that found no room anywhere waits here.
+    pub async fn room(&self) {
+        self.room.notified().await
+    }
+
+    fn queue(&self, stream: StreamId) -> Result<&mpsc::Sender<Bytes>, StreamError> {
+        match stream {
+            StreamId::Control => Ok(&self.control),
+            StreamId::Page(index) => self
+                .pages
+                .get(usize::from(index))
+                .ok_or(StreamError::NoSuchStream(stream)),
+        }
     }
 
     /// How many page streams there are.
@@ -193,6 +194,7 @@ impl Outbox {
             control,
             pages,
             mut writers,
+            room: _,
         } = self;
         drop(control);
         drop(pages);
@@ -294,13 +296,21 @@ pub async fn open(
     }
     let pacer = config.rate_limit.map(Pacer::new);
     let mut writers = JoinSet::new();
-    let control = spawn_writer(&mut writers, StreamId::Control, control_send, None, config);
+    let room = Arc::new(Notify::new());
+    let control = spawn_writer(
+        &mut writers,
+        &room,
+        StreamId::Control,
+        control_send,
+        None,
+        config,
+    );
     let pages = page_sends
         .into_iter()
         .enumerate()
         .map(|(index, send)| {
-            let stream = StreamId::Page(PageStreamIndex(index as u16));
-            spawn_writer(&mut writers, stream, send, pacer.clone(), config)
+            let stream = StreamId::Page(index as u16);
+            spawn_writer(&mut writers, &room, stream, send, pacer.clone(), config)
         })
         .collect();
     let mut readers = JoinSet::new();
@@ -310,6 +320,7 @@ pub async fn open(
             control,
             pages,
             writers,
+            room,
         },
         Inbox {
             streams: vec![(StreamId::Control, control_queue)],
@@ -328,7 +339,15 @@ pub async fn accept(
 ) -> Result<(Outbox, Inbox), StreamError> {
     let (control_send, control_recv) = connection.accept_bi().await?;
     let mut writers = JoinSet::new();
-    let control = spawn_writer(&mut writers, StreamId::Control, control_send, None, config);
+    let room = Arc::new(Notify::new());
+    let control = spawn_writer(
+        &mut writers,
+        &room,
+        StreamId::Control,
+        control_send,
+        None,
+        config,
+    );
     let mut readers = JoinSet::new();
     let control_queue = spawn_reader(&mut readers, StreamId::Control, control_recv, config);
     let (arrived, arrivals) = mpsc::channel(usize::from(config.page_streams).max(1));
@@ -342,6 +361,7 @@ pub async fn accept(
             control,
             pages: Vec::new(),
             writers,
+            room,
         },
         Inbox {
             streams: vec![(StreamId::Control, control_queue)],
@@ -354,15 +374,18 @@ pub async fn accept(
 
 fn spawn_writer(
     writers: &mut JoinSet<Result<u64, StreamError>>,
+    room: &Arc<Notify>,
     stream: StreamId,
     mut send: quinn::SendStream,
     pacer: Option<Pacer>,
     config: &StreamConfig,
 ) -> mpsc::Sender<Bytes> {
     let (queue, mut chunks) = mpsc::channel::<Bytes>(config.send_queue_chunks.max(1));
+    let room = room.clone();
     writers.spawn(async move {
         let mut written = 0u64;
         while let Some(chunk) = chunks.recv().await {
+            room.notify_one();
             if let Some(pacer) = &pacer {
                 pacer.pace(chunk.len()).await;
             }
@@ -431,12 +454,10 @@ async fn accept_page_streams(
             let max = config.page_streams;
             let (refusal, items) = mpsc::channel(1);
             let _ = refusal.try_send(Err(StreamError::TooManyPageStreams { max }));
-            let _ = arrived
-                .send((StreamId::Page(PageStreamIndex(max)), items))
-                .await;
+            let _ = arrived.send((StreamId::Page(max), items)).await;
             break;
         };
-        let stream = StreamId::Page(PageStreamIndex(index));
+        let stream = StreamId::Page(index);
         let items = spawn_reader(&mut readers, stream, recv, &config);
         if arrived.send((stream, items)).await.is_err() {
             break;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Pki, bounded, connect, loopback, name};
-use pagewire_transport::streams::{self, PageStreamIndex, Received, StreamConfig, StreamId};
+use pagewire_transport::streams::{self, Received, StreamConfig, StreamId};
 use pagewire_transport::{Dialer, Listener, Tuning};
 
 /// A connected pair: (destination side, source side), with `tuning` on both.
@@ -49,7 +49,7 @@ async fn every_stream_delivers_its_bytes_in_order_and_finishes() {
     expected.insert(StreamId::Control, b"hello".to_vec());
     for round in 0..50u8 {
         for index in 0..3u16 {
-            let stream = StreamId::Page(PageStreamIndex(index));
+            let stream = StreamId::Page(index);
             let chunk = vec![round.wrapping_mul(7) ^ index as u8; 1000 + usize::from(round)];
             expected
                 .entry(stream)
@@ -126,7 +126,7 @@ async fn a_destination_that_does_not_read_holds_the_source_back() {
         .unwrap();
 
     // The destination reads nothing: sends complete only while windows and queues have room.
-    let page = StreamId::Page(PageStreamIndex(0));
+    let page = StreamId::Page(0);
     let mut accepted = 0usize;
     let chunk = Bytes::from(vec![1u8; CHUNK]);
     while tokio::time::timeout(

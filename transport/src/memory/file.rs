@@ -11,10 +11,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use pagewire_codec::memory::{DestinationMemory, MemoryError};
+use pagewire_codec::memory::{DestinationMemory, MemoryError, SourceMemory};
 use pagewire_codec::{PageCount, PageNumber, PageSize};
-
-use crate::memory::SourceMemory;
 
 /// Why a file could not serve as guest memory.
 #[derive(Debug, thiserror::Error)]
