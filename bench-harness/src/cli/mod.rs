@@ -4,6 +4,7 @@
 
 mod bench;
 mod scenarios;
+mod certs;
 mod trace_gen;
 mod trace_info;
 mod trace_record;
@@ -33,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Re-create the seed papers' experiments and check their claims.
     Scenarios(scenarios::ScenariosArgs),
+    /// Make a CA and a pair of peer certificates (source, destination) for trying things out.
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +61,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Trace(TraceCommand::PreloadLibrary(args)) => trace_record::write_preload(args),
         Command::Bench(args) => bench::run(args),
         Command::Scenarios(args) => scenarios::run(args),
+        Command::Certs(args) => certs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,260 @@
+//! The driver: moves stream bytes and time into a codec session and sends what it produces,
+//! over the [`streams`](crate::streams) of one QUIC connection.
+//!
+//! The loop, for either side:
+//! 1. For every stream the session writes, while that stream's queue has room, take up to
+//!    [`DriverConfig::budget`] bytes from `poll_transmit` and queue them. The source reads and
+//!    encodes pages only then, so a full queue (a slow link or a slow destination) stops the
+//!    encoding: memory stays bounded.
+//! 2. Hand every event to the caller (the source suspends the guest on `SuspendRequested`).
+//! 3. Stop when the session is closed: finish the streams, wait for the writers.
+//! 4. Otherwise wait for whichever comes first: bytes on a stream the session wants
+//!    ([`Inbox::recv_from`] with `wants_data`, so a stream held by an iteration barrier stays
+//!    unread and its sender is slowed by flow control), room in a queue, or the session's
+//!    timeout.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pagewire_codec::memory::{DestinationMemory, SourceMemory};
+use pagewire_codec::session::{DestinationSession, Event, SessionError, SourceSession};
+
+use crate::streams::{Inbox, Outbox, Received, StreamError, StreamId};
+
+/// What the driver needs from a session: the calls both sides share.
+pub trait Session {
+    /// The streams this side writes.
+    fn outgoing(&self) -> Vec<StreamId>;
+    /// See `poll_transmit` on the sessions.
+    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes>;
+    /// See `handle_stream_data`.
+    fn handle_stream_data(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+        data: &[u8],
+    ) -> Result<(), SessionError>;
+    /// See `handle_stream_finished`.
+    fn handle_stream_finished(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+    ) -> Result<(), SessionError>;
+    /// See `handle_connection_lost`.
+    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError>;
+    /// See `poll_timeout`.
+    fn poll_timeout(&self) -> Option<Duration>;
+    /// See `handle_timeout`.
+    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError>;
+    /// See `poll_event`.
+    fn poll_event(&mut self) -> Option<Event>;
+    /// An error found inside `poll_transmit` (the source reports them this way).
+    fn take_error(&mut self) -> Option<SessionError>;
+    /// See `is_closed`.
+    fn is_closed(&self) -> bool;
+    /// Whether to read `stream` now (the destination's barrier; the source always reads).
+    fn wants_data(&self, stream: StreamId) -> bool;
+}
+
+impl<M: SourceMemory> Session for SourceSession<M> {
+    fn outgoing(&self) -> Vec<StreamId> {
+        self.streams().collect()
+    }
+    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes> {
+        SourceSession::poll_transmit(self, now, stream, budget)
+    }
+    fn handle_stream_data(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
+        SourceSession::handle_stream_data(self, now, stream, data)
+    }
+    fn handle_stream_finished(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+    ) -> Result<(), SessionError> {
+        SourceSession::handle_stream_finished(self, now, stream)
+    }
+    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
+        SourceSession::handle_connection_lost(self, now)
+    }
+    fn poll_timeout(&self) -> Option<Duration> {
+        SourceSession::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
+        SourceSession::handle_timeout(self, now)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        SourceSession::poll_event(self)
+    }
+    fn take_error(&mut self) -> Option<SessionError> {
+        SourceSession::take_error(self)
+    }
+    fn is_closed(&self) -> bool {
+        SourceSession::is_closed(self)
+    }
+    fn wants_data(&self, _stream: StreamId) -> bool {
+        true
+    }
+}
+
+impl<M: DestinationMemory> Session for DestinationSession<M> {
+    fn outgoing(&self) -> Vec<StreamId> {
+        vec![StreamId::Control]
+    }
+    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes> {
+        DestinationSession::poll_transmit(self, now, stream, budget)
+    }
+    fn handle_stream_data(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
+        DestinationSession::handle_stream_data(self, now, stream, data)
+    }
+    fn handle_stream_finished(
+        &mut self,
+        now: Duration,
+        stream: StreamId,
+    ) -> Result<(), SessionError> {
+        DestinationSession::handle_stream_finished(self, now, stream)
+    }
+    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
+        DestinationSession::handle_connection_lost(self, now)
+    }
+    fn poll_timeout(&self) -> Option<Duration> {
+        DestinationSession::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
+        DestinationSession::handle_timeout(self, now)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        DestinationSession::poll_event(self)
+    }
+    fn take_error(&mut self) -> Option<SessionError> {
+        None
+    }
+    fn is_closed(&self) -> bool {
+        DestinationSession::is_closed(self)
+    }
+    fn wants_data(&self, stream: StreamId) -> bool {
+        DestinationSession::wants_data(self, stream)
+    }
+}
+
+/// How the driver feeds a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// The most bytes taken from the session per `poll_transmit` (one queued chunk).
+    pub budget: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> DriverConfig {
+        DriverConfig { budget: 256 << 10 }
+    }
+}
+
+/// Why a driven migration failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriveError {
+    /// The session found an error (it queued ABORT, which the driver sent before returning).
+    #[error("migration failed")]
+    Session(#[from] SessionError),
+    /// A stream failed (the session was told the connection is lost).
+    #[error("transport failed")]
+    Stream(#[from] StreamError),
+}
+
+/// Drives `session` over `outbox`/`inbox` until it is closed. `on_event` sees every event
+/// (with the session, to answer it: the source calls `suspended` on `SuspendRequested`).
+/// `epoch` is the instant the session's time counts from.
+///
+/// `Ok` means the session ended and every byte it produced was handed to QUIC; that
+/// includes a refusal or an abort announced by the peer (reported as events): whether the
+/// migration succeeded is the session's to say (`activated()` on the destination,
+/// `Event::Activated` on the source). Keep the connection open until the peer is done too.
+pub async fn drive<S: Session>(
+    session: &mut S,
+    mut outbox: Outbox,
+    mut inbox: Inbox,
+    epoch: Instant,
+    config: DriverConfig,
+    mut on_event: impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
+) -> Result<(), DriveError> {
+    let outgoing = session.outgoing();
+    let mut failure: Option<DriveError> = None;
+    loop {
+        let now = epoch.elapsed();
+        let mut progressed = false;
+        for &stream in &outgoing {
+            while outbox.has_room(stream) {
+                let Some(bytes) = session.poll_transmit(now, stream, config.budget) else {
+                    break;
+                };
+                outbox.send(stream, bytes).await?;
+                progressed = true;
+            }
+        }
+        if let Some(error) = session.take_error() {
+            failure.get_or_insert(error.into());
+        }
+        while let Some(event) = session.poll_event() {
+            if let Err(error) = on_event(session, now, event) {
+                failure.get_or_insert(error.into());
+            }
+        }
+        if session.is_closed() {
+            break;
+        }
+        if progressed {
+            continue;
+        }
+        let deadline = session.poll_timeout().map(|at| epoch + at);
+        let result = tokio::select! {
+            received = inbox.recv_from(|stream| session.wants_data(stream)) => {
+                let now = epoch.elapsed();
+                match received {
+                    Some(Ok(Received::Bytes(stream, bytes))) => {
+                        session.handle_stream_data(now, stream, &bytes)
+                    }
+                    Some(Ok(Received::Finished(stream))) => {
+                        session.handle_stream_finished(now, stream)
+                    }
+                    Some(Err(error)) => {
+                        let lost = session.handle_connection_lost(now);
+                        failure.get_or_insert(error.into());
+                        lost
+                    }
+                    None => session.handle_connection_lost(now),
+                }
+            }
+            () = outbox.room() => Ok(()),
+            () = sleep_until(deadline) => session.handle_timeout(epoch.elapsed()),
+        };
+        if let Err(error) = result {
+            failure.get_or_insert(error.into());
+        }
+        if matches!(failure, Some(DriveError::Stream(_))) && !session.is_closed() {
+            // Nothing more can be sent or received.
+            break;
+        }
+    }
+    let finished = outbox.finish().await;
+    match failure {
+        Some(error) => Err(error),
+        None => finished.map(|_| ()).map_err(DriveError::from),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}

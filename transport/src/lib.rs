@@ -1,0 +1,34 @@
+//! # pagewire-transport
+//!
+//! Live migration of memory pages over QUIC with mutual TLS: this crate moves bytes and time
+//! into `pagewire-codec`'s sans-IO sessions and sends what they produce.
+//!
+//! - [`tls`]: the operator's CA and each side's certificate and key (PEM files), mutual TLS
+//!   with no way to turn verification off, ALPN `pagewire/1`.
+//! - [`Listener`] / [`Dialer`]: QUIC endpoints with [`Tuning`] for bulk transfer; refused
+//!   handshakes are typed ([`Refusal`]).
+//! - [`streams`]: one control stream and several page streams behind bounded queues
+//!   ([`Outbox`], [`Inbox`]), with an optional [`RateLimit`] on page bytes.
+//! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
+//! - [`memory`]: guest memory for the source ([`memory::SourceMemory`]) and the destination
+//!   (the codec's `DestinationMemory`), in a `Vec` or a file.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "certs")]
+pub mod certs;
+pub mod driver;
+pub mod endpoint;
+pub mod memory;
+pub mod rate;
+pub mod refusal;
+pub mod streams;
+pub mod tls;
+pub mod tuning;
+
+pub use endpoint::{Dialer, EndpointError, Listener, SocketBuffers};
+pub use rate::RateLimit;
+pub use refusal::{CloseCode, ConnectError, Refusal, RefusedBy};
+pub use streams::{Inbox, Outbox, Received, StreamConfig, StreamError, StreamId};
+pub use tls::{ALPN, PeerName, TlsConfigError, TlsIdentity};
+pub use tuning::Tuning;

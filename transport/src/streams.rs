@@ -1,0 +1,467 @@
+//! The streams of a migration connection: one bidirectional control stream and several
+//! unidirectional page streams, behind bounded queues.
+//!
+//! The source opens every stream ([`open`]); the destination accepts them ([`accept`]),
+//! numbering page streams as the source did. Which page goes on which page stream (pfn
+//! affinity) is the session's decision; this module only maps the session's [`StreamId`] to a
+//! quinn stream.
+//!
+//! **Bounded memory.** Each outgoing stream has a writer task fed by a queue of at most
+//! [`StreamConfig::send_queue_chunks`] chunks; [`Outbox::send`] waits while the queue is full,
+//! and the writer waits until QUIC flow control lets bytes go, so a slow destination slows the
+//! source down to its pace. The source holds at most `send_queue_chunks` chunks per stream
+//! plus quinn's send window; the destination at most [`StreamConfig::inbox_chunks`] chunks of
+//! at most [`StreamConfig::read_chunk`] bytes per stream plus its receive window. A stream the
+//! driver leaves unread ([`Inbox::recv_from`]) stops being read once its queue is full.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+
+use crate::rate::{Pacer, RateLimit};
+use crate::refusal::Refusal;
+
+pub use pagewire_codec::session::StreamId;
+
+/// How streams are set up and bounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Page streams the source opens (the destination accepts up to this many).
+    pub page_streams: u16,
+    /// Chunks queued per outgoing stream before [`Outbox::send`] waits.
+    pub send_queue_chunks: usize,
+    /// The largest chunk read from a stream at once, in bytes.
+    pub read_chunk: usize,
+    /// Chunks received but not yet taken from the [`Inbox`], per stream.
+    pub inbox_chunks: usize,
+    /// Limit on page-stream bytes (control frames are never held back).
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for StreamConfig {
+    fn default() -> StreamConfig {
+        StreamConfig {
+            page_streams: 4,
+            send_queue_chunks: 8,
+            read_chunk: 256 << 10,
+            inbox_chunks: 8,
+            rate_limit: None,
+        }
+    }
+}
+
+/// Why a stream failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The connection was refused (a peer refusing us right after the handshake shows here).
+    #[error("connection refused: {0}")]
+    Refused(Refusal),
+    /// The connection was lost or closed.
+    #[error("connection lost")]
+    ConnectionLost(#[source] quinn::ConnectionError),
+    /// Writing to a stream failed.
+    #[error("cannot write to the {stream}")]
+    Write {
+        /// The stream.
+        stream: StreamId,
+        /// Why.
+        source: quinn::WriteError,
+    },
+    /// Reading from a stream failed.
+    #[error("cannot read from the {stream}")]
+    Read {
+        /// The stream.
+        stream: StreamId,
+        /// Why.
+        source: quinn::ReadError,
+    },
+    /// The peer opened more page streams than configured.
+    #[error("the peer opened more than {max} page streams")]
+    TooManyPageStreams {
+        /// The configured number.
+        max: u16,
+    },
+    /// [`Outbox::send`] named a page stream that was not opened.
+    #[error("there is no {0}")]
+    NoSuchStream(StreamId),
+}
+
+impl From<quinn::ConnectionError> for StreamError {
+    fn from(error: quinn::ConnectionError) -> StreamError {
+        match Refusal::from_connection_error(&error) {
+            Some(refusal) => StreamError::Refused(refusal),
+            None => StreamError::ConnectionLost(error),
+        }
+    }
+}
+
+impl StreamError {
+    fn write(stream: StreamId, error: quinn::WriteError) -> StreamError {
+        match error {
+            quinn::WriteError::ConnectionLost(error) => error.into(),
+            source => StreamError::Write { stream, source },
+        }
+    }
+
+    fn read(stream: StreamId, error: quinn::ReadError) -> StreamError {
+        match error {
+            quinn::ReadError::ConnectionLost(error) => error.into(),
+            source => StreamError::Read { stream, source },
+        }
+    }
+}
+
+/// The sending half of a migration connection: bounded queues to one writer task per stream.
+#[derive(Debug)]
+pub struct Outbox {
+    control: mpsc::Sender<Bytes>,
+    pages: Vec<mpsc::Sender<Bytes>>,
+    writers: JoinSet<Result<u64, StreamError>>,
+    /// Signalled by a writer each time it takes a chunk off its queue.
+    room: Arc<Notify>,
+}
+
+/// Something that arrived on a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// The next bytes of a stream, in stream order.
+    Bytes(StreamId, Bytes),
+    /// The peer finished the stream: no more bytes will come on it.
+    Finished(StreamId),
+}
+
+/// What a stream's reader task queues.
+type Item = Result<Received, StreamError>;
+
+/// The receiving half of a migration connection: one bounded queue per stream, so the driver
+/// can leave a stream unread (for example one held back by an iteration barrier) while it
+/// takes the others, and flow control then holds back that stream's sender.
+#[derive(Debug)]
+pub struct Inbox {
+    streams: Vec<(StreamId, mpsc::Receiver<Item>)>,
+    arrivals: Option<mpsc::Receiver<(StreamId, mpsc::Receiver<Item>)>>,
+    /// Where the next poll starts, so no stream starves the others.
+    next: usize,
+    _readers: JoinSet<()>,
+}
+
+impl Outbox {
+    /// Queues `bytes` for `stream`, waiting while that stream's queue is full. An error means
+    /// a writer failed; it is the first writer error.
+    pub async fn send(&mut self, stream: StreamId, bytes: Bytes) -> Result<(), StreamError> {
+        let queue = self.queue(stream)?;
+        if queue.send(bytes).await.is_err() {
+            return Err(self.first_writer_error().await);
+        }
+        Ok(())
+    }
+
+    /// Whether `stream`'s queue takes a chunk now without waiting (a stream that does not
+    /// exist never does).
+    pub fn has_room(&self, stream: StreamId) -> bool {
+        self.queue(stream).is_ok_and(|queue| queue.capacity() > 0)
+    }
+
+    /// Waits until a writer took a chunk off its queue since the last call (so some stream
+    /// may have room again). A driver that found no room anywhere waits here.
+    pub async fn room(&self) {
+        self.room.notified().await
+    }
+
+    fn queue(&self, stream: StreamId) -> Result<&mpsc::Sender<Bytes>, StreamError> {
+        match stream {
+            StreamId::Control => Ok(&self.control),
+            StreamId::Page(index) => self
+                .pages
+                .get(usize::from(index))
+                .ok_or(StreamError::NoSuchStream(stream)),
+        }
+    }
+
+    /// How many page streams there are.
+    pub fn page_streams(&self) -> u16 {
+        self.pages.len() as u16
+    }
+
+    /// Finishes every stream once its queue is written, and waits until quinn holds every
+    /// byte (it delivers them as long as the connection lives; close the connection only
+    /// after the peer's last answer). Returns how many bytes the writers wrote in all.
+    pub async fn finish(self) -> Result<u64, StreamError> {
+        let Outbox {
+            control,
+            pages,
+            mut writers,
+            room: _,
+        } = self;
+        drop(control);
+        drop(pages);
+        let mut total = 0;
+        while let Some(joined) = writers.join_next().await {
+            // A writer never panics, and is cancelled only when the set is dropped, which
+            // cannot happen while we hold it: a join error has nothing to report.
+            if let Ok(written) = joined {
+                total += written?;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn first_writer_error(&mut self) -> StreamError {
+        while let Some(joined) = self.writers.join_next().await {
+            if let Ok(Err(error)) = joined {
+                return error;
+            }
+        }
+        // Every writer ended without an error, so none dropped its queue: not reachable
+        // through `send`, which only fails when a queue is closed.
+        StreamError::ConnectionLost(quinn::ConnectionError::LocallyClosed)
+    }
+}
+
+impl Inbox {
+    /// The next thing that arrived on any stream, or `None` once every stream ended and no
+    /// more can arrive.
+    pub async fn recv(&mut self) -> Option<Item> {
+        self.recv_from(|_| true).await
+    }
+
+    /// The next thing that arrived on a stream `wanted` accepts; the others stay queued (and
+    /// their senders are held back by flow control). `None` once no accepted stream can
+    /// deliver anything any more.
+    pub async fn recv_from(&mut self, wanted: impl Fn(StreamId) -> bool) -> Option<Item> {
+        std::future::poll_fn(|cx| self.poll_recv_from(cx, &wanted)).await
+    }
+
+    fn poll_recv_from(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        wanted: &impl Fn(StreamId) -> bool,
+    ) -> std::task::Poll<Option<Item>> {
+        use std::task::Poll;
+        if let Some(arrivals) = &mut self.arrivals {
+            loop {
+                match arrivals.poll_recv(cx) {
+                    Poll::Ready(Some(stream)) => self.streams.push(stream),
+                    Poll::Ready(None) => {
+                        self.arrivals = None;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        let count = self.streams.len();
+        for offset in 0..count {
+            let at = (self.next + offset) % count;
+            let (stream, queue) = &mut self.streams[at];
+            if !wanted(*stream) {
+                continue;
+            }
+            match queue.poll_recv(cx) {
+                Poll::Ready(Some(item)) => {
+                    self.next = at + 1;
+                    return Poll::Ready(Some(item));
+                }
+                // The reader ended after its last item: forget the stream.
+                Poll::Ready(None) => {
+                    self.streams.swap_remove(at);
+                    return self.poll_recv_from(cx, wanted);
+                }
+                Poll::Pending => {}
+            }
+        }
+        let more_can_come =
+            self.arrivals.is_some() || self.streams.iter().any(|(stream, _)| wanted(*stream));
+        if more_can_come {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
+
+/// Opens the streams as the source: the control stream and `config.page_streams` page
+/// streams. The peer sees a stream once its first bytes (the stream header) are written.
+pub async fn open(
+    connection: &quinn::Connection,
+    config: &StreamConfig,
+) -> Result<(Outbox, Inbox), StreamError> {
+    let (control_send, control_recv) = connection.open_bi().await?;
+    let mut page_sends = Vec::with_capacity(usize::from(config.page_streams));
+    for _ in 0..config.page_streams {
+        page_sends.push(connection.open_uni().await?);
+    }
+    let pacer = config.rate_limit.map(Pacer::new);
+    let mut writers = JoinSet::new();
+    let room = Arc::new(Notify::new());
+    let control = spawn_writer(
+        &mut writers,
+        &room,
+        StreamId::Control,
+        control_send,
+        None,
+        config,
+    );
+    let pages = page_sends
+        .into_iter()
+        .enumerate()
+        .map(|(index, send)| {
+            let stream = StreamId::Page(index as u16);
+            spawn_writer(&mut writers, &room, stream, send, pacer.clone(), config)
+        })
+        .collect();
+    let mut readers = JoinSet::new();
+    let control_queue = spawn_reader(&mut readers, StreamId::Control, control_recv, config);
+    Ok((
+        Outbox {
+            control,
+            pages,
+            writers,
+            room,
+        },
+        Inbox {
+            streams: vec![(StreamId::Control, control_queue)],
+            arrivals: None,
+            next: 0,
+            _readers: readers,
+        },
+    ))
+}
+
+/// Accepts the streams as the destination: waits for the control stream, then takes page
+/// streams as they arrive (up to `config.page_streams`) for as long as the [`Inbox`] lives.
+pub async fn accept(
+    connection: &quinn::Connection,
+    config: &StreamConfig,
+) -> Result<(Outbox, Inbox), StreamError> {
+    let (control_send, control_recv) = connection.accept_bi().await?;
+    let mut writers = JoinSet::new();
+    let room = Arc::new(Notify::new());
+    let control = spawn_writer(
+        &mut writers,
+        &room,
+        StreamId::Control,
+        control_send,
+        None,
+        config,
+    );
+    let mut readers = JoinSet::new();
+    let control_queue = spawn_reader(&mut readers, StreamId::Control, control_recv, config);
+    let (arrived, arrivals) = mpsc::channel(usize::from(config.page_streams).max(1));
+    readers.spawn(accept_page_streams(
+        connection.clone(),
+        arrived,
+        config.clone(),
+    ));
+    Ok((
+        Outbox {
+            control,
+            pages: Vec::new(),
+            writers,
+            room,
+        },
+        Inbox {
+            streams: vec![(StreamId::Control, control_queue)],
+            arrivals: Some(arrivals),
+            next: 0,
+            _readers: readers,
+        },
+    ))
+}
+
+fn spawn_writer(
+    writers: &mut JoinSet<Result<u64, StreamError>>,
+    room: &Arc<Notify>,
+    stream: StreamId,
+    mut send: quinn::SendStream,
+    pacer: Option<Pacer>,
+    config: &StreamConfig,
+) -> mpsc::Sender<Bytes> {
+    let (queue, mut chunks) = mpsc::channel::<Bytes>(config.send_queue_chunks.max(1));
+    let room = room.clone();
+    writers.spawn(async move {
+        let mut written = 0u64;
+        while let Some(chunk) = chunks.recv().await {
+            room.notify_one();
+            if let Some(pacer) = &pacer {
+                pacer.pace(chunk.len()).await;
+            }
+            written += chunk.len() as u64;
+            send.write_chunk(chunk)
+                .await
+                .map_err(|error| StreamError::write(stream, error))?;
+        }
+        // The queue closed: every chunk is with quinn. Finishing fails only if the stream was
+        // already finished or reset, and the peer's stop shows on the next write anyway.
+        let _ = send.finish();
+        Ok(written)
+    });
+    queue
+}
+
+/// Starts a task reading `recv` into a new bounded queue, and returns the queue.
+fn spawn_reader(
+    readers: &mut JoinSet<()>,
+    stream: StreamId,
+    recv: quinn::RecvStream,
+    config: &StreamConfig,
+) -> mpsc::Receiver<Item> {
+    let (queue, items) = mpsc::channel(config.inbox_chunks.max(1));
+    readers.spawn(read_stream(stream, recv, queue, config.read_chunk));
+    items
+}
+
+/// Reads `recv` into `queue` until the stream ends, fails, or the queue's reader is gone.
+async fn read_stream(
+    stream: StreamId,
+    mut recv: quinn::RecvStream,
+    queue: mpsc::Sender<Item>,
+    read_chunk: usize,
+) {
+    loop {
+        let item = match recv.read_chunk(read_chunk.max(1), true).await {
+            Ok(Some(chunk)) => Ok(Received::Bytes(stream, chunk.bytes)),
+            Ok(None) => Ok(Received::Finished(stream)),
+            Err(error) => Err(StreamError::read(stream, error)),
+        };
+        let last = !matches!(item, Ok(Received::Bytes(..)));
+        if queue.send(item).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Accepts page streams until the connection closes, each read by its own task into its own
+/// queue, handed to the [`Inbox`] through `arrived`. A page stream's index is its QUIC
+/// sequence number among the source's unidirectional streams, so it is the source's index
+/// whatever order the streams' first bytes arrive in.
+async fn accept_page_streams(
+    connection: quinn::Connection,
+    arrived: mpsc::Sender<(StreamId, mpsc::Receiver<Item>)>,
+    config: StreamConfig,
+) {
+    let mut readers = JoinSet::new();
+    // The connection ending ends the loop: the readers report what it means for their streams.
+    while let Ok(recv) = connection.accept_uni().await {
+        let index = recv.id().index();
+        let Some(index) = u16::try_from(index)
+            .ok()
+            .filter(|index| *index < config.page_streams)
+        else {
+            let max = config.page_streams;
+            let (refusal, items) = mpsc::channel(1);
+            let _ = refusal.try_send(Err(StreamError::TooManyPageStreams { max }));
+            let _ = arrived.send((StreamId::Page(max), items)).await;
+            break;
+        };
+        let stream = StreamId::Page(index);
+        let items = spawn_reader(&mut readers, stream, recv, &config);
+        if arrived.send((stream, items)).await.is_err() {
+            break;
+        }
+    }
+    while readers.join_next().await.is_some() {}
+}
