@@ -3,8 +3,8 @@
 //! arguments and `run` function.
 
 mod bench;
-mod scenarios;
 mod certs;
+mod scenarios;
 mod trace_gen;
 mod trace_info;
 mod trace_record;
