@@ -1,7 +1,7 @@
 """A Python process building a large dict, then updating it (used by traces/record.sh).
 
 Builds --entries entries (string key -> [int, str, float]) in 40 paced chunks, then replaces
-the values of random keys for --update-seconds. Deterministic for a given --seed (the timing
+the values of --batch random keys every 5 ms for --update-seconds. Deterministic for a given --seed (the timing
 is not).
 """
 import argparse
@@ -14,6 +14,7 @@ parser.add_argument("--chunks", type=int, default=40)
 parser.add_argument("--pace-ms", type=float, default=40)
 parser.add_argument("--update-seconds", type=float, default=1.5)
 parser.add_argument("--seed", type=int, default=3)
+parser.add_argument("--batch", type=int, default=2000, help="updates every 5 ms")
 args = parser.parse_args()
 rng = random.Random(args.seed)
 table = {}
@@ -25,7 +26,7 @@ for chunk in range(args.chunks):
 keys = list(table)
 deadline = time.monotonic() + args.update_seconds
 while time.monotonic() < deadline:
-    for _ in range(2000):
+    for _ in range(args.batch):
         key = rng.choice(keys)
         table[key] = [rng.randrange(1 << 30), key[::-1], rng.random()]
     time.sleep(0.005)

@@ -70,7 +70,7 @@ record_sqlite() {
 
 record_python() {
     # The dict is built in about 2 s; the recording covers the update phase that follows.
-    env $PRELOAD "$PYTHON" traces/python_build.py --entries 80000 --seed 3 --update-seconds 8 &
+    env $PRELOAD "$PYTHON" traces/python_build.py --entries 80000 --seed 3 --batch 200 --update-seconds 8 &
     interpreter=$!
     sleep 3
     record $interpreter 3s python-dict.trace
