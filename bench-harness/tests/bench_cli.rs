@@ -1,5 +1,5 @@
-//! Smoke test of `pagewire bench` on a tiny generated trace: the table, CSV, JSON and SVG are
-//! written and parse.
+//! Smoke test of `pagewire bench` on a tiny generated trace: the table, CSV, JSON and both SVG
+//! plots are written and parse, and the plots hold one series per strategy.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,7 +18,7 @@ fn pagewire(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn bench_writes_table_csv_json_and_svg() {
+fn bench_writes_table_csv_json_and_plots() {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("pagewire-bench-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -81,7 +81,53 @@ fn bench_writes_table_csv_json_and_svg() {
     };
     assert!(time("100mbit") > time("1gbit"));
 
-    let svg = std::fs::read_to_string(out.join("bench.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("<polyline").count(), 4);
+    // The plots: one series per strategy, in the strategy's color (the first four colors of
+    // the palette in report/plot.rs), named in each panel's legend.
+    let strategies = ["stop-and-copy", "precopy", "postcopy", "mirror"];
+    let colors = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728"];
+    let svg = |name: &str| {
+        let svg = std::fs::read_to_string(out.join(name)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        svg
+    };
+    let legend = |svg: &str, strategy: &str| {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|text| text.split_once('>')?.1.split("</text>").next())
+            .filter(|text| text.trim() == strategy)
+            .count()
+    };
+    // bench.svg: three panels (total time, downtime, bytes), each with a bar per strategy and
+    // link, plus the legend box.
+    let bench = svg("bench.svg");
+    for (strategy, color) in strategies.iter().zip(colors) {
+        assert_eq!(legend(&bench, strategy), 3, "{strategy}");
+        let boxes = bench
+            .split("<rect")
+            .filter(|rect| rect.contains(&format!("fill=\"{color}\"")))
+            .count();
+        assert_eq!(boxes, 3 * (2 + 1), "{strategy}");
+    }
+    // rounds.svg: a panel per link; a line per strategy, with a point per live round (none for
+    // stop-and-copy and post-copy, which have no live rounds).
+    let rounds = svg("rounds.svg");
+    let points = |color: &str| {
+        rounds
+            .split("<circle")
+            .filter(|circle| circle.contains(&format!("fill=\"{color}\"")))
+            .count()
+    };
+    for (strategy, color) in strategies.iter().zip(colors) {
+        assert_eq!(legend(&rounds, strategy), 2, "{strategy}");
+        let live_rounds: usize = runs
+            .iter()
+            .filter(|run| run["strategy"] == *strategy)
+            .map(|run| run["rounds"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(points(color), live_rounds, "{strategy}");
+    }
+    assert!(
+        points(colors[1]) >= 2,
+        "precopy runs live rounds on both links"
+    );
 }

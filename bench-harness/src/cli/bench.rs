@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use pagewire_bench::report::{BenchReport, to_csv, to_svg, to_table};
+use pagewire_bench::report::{BenchReport, rounds_svg, to_csv, to_svg, to_table};
 use pagewire_bench::sim::{LinkSpec, SimConfig, Timeline, simulate};
 use pagewire_bench::trace::{ContentMode, TraceReader};
 use pagewire_codec::select::{self, StrategySpec};
@@ -47,7 +47,7 @@ pub(crate) struct BenchArgs {
     /// Size of the encoder's cache of last-sent versions.
     #[arg(long, value_parser = parse_size, default_value = "64MiB")]
     cache: u64,
-    /// Directory for bench.csv, bench.json, bench.svg and bench.txt.
+    /// Directory for bench.txt, bench.csv, bench.json, bench.svg and rounds.svg.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
     /// No progress bar.
@@ -137,7 +137,8 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
         args.out.join("bench.json"),
         serde_json::to_string_pretty(&report)?,
     )?;
-    std::fs::write(args.out.join("bench.svg"), to_svg(&report))?;
+    std::fs::write(args.out.join("bench.svg"), to_svg(&report)?)?;
+    std::fs::write(args.out.join("rounds.svg"), rounds_svg(&report)?)?;
     print!("{table}");
     for note in &report.notes {
         println!("note: {note}");

@@ -1,8 +1,8 @@
 //! Reports of a bench: the text table (rows: link speeds; columns: strategies, as in the seed
-//! papers' tables), CSV, JSON and an SVG plot.
+//! papers' tables), CSV, JSON and the SVG plots.
 
 mod csv;
-mod svg;
+mod plot;
 mod table;
 
 use serde::Serialize;
@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::sim::RunResult;
 
 pub use csv::to_csv;
-pub use svg::to_svg;
+pub use plot::{PlotError, rounds_svg, to_svg};
 pub use table::to_table;
 
 /// Everything a bench measured, as written to JSON.

@@ -1,7 +1,10 @@
 //! The text table: one row per link, one column per strategy; each cell is
-//! `total time / downtime / bytes on the wire / live rounds`.
+//! `total time / downtime / bytes on the wire / live rounds`. Below it, the guest degradation
+//! the downtime column does not show: post-copy faults and their stalls, mirror's forwarded
+//! writes, throttled CPU time.
 
 use super::{BenchReport, format_bytes, format_seconds};
+use crate::sim::RunResult;
 
 /// Renders the report as a fixed-width text table.
 pub fn to_table(report: &BenchReport) -> String {
@@ -51,5 +54,44 @@ pub fn to_table(report: &BenchReport) -> String {
             out.push('\n');
         }
     }
+    let degraded: Vec<String> = report
+        .runs
+        .iter()
+        .filter_map(|run| {
+            degradation(run).map(|text| format!("  {}@{}: {text}", run.strategy, run.link))
+        })
+        .collect();
+    if !degraded.is_empty() {
+        out.push_str("guest degradation (besides downtime):\n");
+        for line in degraded {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
     out
+}
+
+/// What a run cost the guest besides its downtime, if anything.
+fn degradation(run: &RunResult) -> Option<String> {
+    let mut parts = Vec::new();
+    if run.postcopy_faults > 0 {
+        parts.push(format!(
+            "{} post-copy faults, {} stalled",
+            run.postcopy_faults,
+            format_seconds(run.postcopy_stall_seconds)
+        ));
+    }
+    if run.mirror_forwards > 0 {
+        parts.push(format!(
+            "{} writes forwarded synchronously",
+            run.mirror_forwards
+        ));
+    }
+    if run.throttle_cpu_lost_seconds > 0.0 {
+        parts.push(format!(
+            "{} guest CPU lost to throttling",
+            format_seconds(run.throttle_cpu_lost_seconds)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }

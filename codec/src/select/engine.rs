@@ -44,6 +44,9 @@ pub struct RoundContext<'a> {
     pub observation: &'a Observation<'a>,
     /// Pages whose latest content the destination may lack.
     pub stale: &'a PageBitmap,
+    /// Pages handed to the driver at least once: the destination holds some version of them,
+    /// so resending one can be a delta against it.
+    pub sent: &'a PageBitmap,
     /// The memory being migrated.
     pub geometry: Geometry,
     /// What the round that just ended did (zeros before round 0).
@@ -183,6 +186,7 @@ pub struct Iterative<R> {
     rule: R,
     geometry: Geometry,
     stale: PageBitmap,
+    sent: PageBitmap,
     send: PageBitmap,
     phase: Phase,
     next_iteration: u32,
@@ -214,6 +218,7 @@ impl<R: RoundRule> Iterative<R> {
             rule,
             geometry,
             stale: PageBitmap::full(geometry.page_count),
+            sent: PageBitmap::new(geometry.page_count),
             send: PageBitmap::new(geometry.page_count),
             phase: Phase::Start,
             next_iteration: 0,
@@ -282,6 +287,7 @@ impl<R: RoundRule> Strategy for Iterative<R> {
             iteration: Iteration(self.next_iteration),
             observation,
             stale: &self.stale,
+            sent: &self.sent,
             geometry: self.geometry,
             last_round: self.round,
         };
@@ -341,6 +347,7 @@ impl<R: RoundRule> Strategy for Iterative<R> {
                         continue;
                     }
                     self.stale.remove(page);
+                    self.sent.insert(page);
                     out.push(page);
                     added += 1;
                 }
@@ -352,6 +359,7 @@ impl<R: RoundRule> Strategy for Iterative<R> {
                 push.next_batch(max, out);
                 for page in &out[before..] {
                     self.stale.remove(*page);
+                    self.sent.insert(*page);
                 }
                 out.len() - before
             }
@@ -374,6 +382,7 @@ impl<R: RoundRule> Strategy for Iterative<R> {
                 let action = push.on_fault(page);
                 if action == FaultAction::SendNow {
                     self.stale.remove(page);
+                    self.sent.insert(page);
                 }
                 action
             }
