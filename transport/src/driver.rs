@@ -16,8 +16,11 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pagewire_codec::frame::{AbortReason, RefusalReason};
 use pagewire_codec::memory::{DestinationMemory, SourceMemory};
-use pagewire_codec::session::{DestinationSession, Event, SessionError, SourceSession};
+use pagewire_codec::session::{
+    AbortInfo, DestinationSession, Event, SessionError, Side, SourceSession,
+};
 
 use crate::streams::{Inbox, Outbox, Received, StreamError, StreamId};
 
@@ -54,6 +57,8 @@ pub trait Session {
     fn is_closed(&self) -> bool;
     /// Whether to read `stream` now (the destination's barrier; the source always reads).
     fn wants_data(&self, stream: StreamId) -> bool;
+    /// See `abort`.
+    fn abort(&mut self, now: Duration, reason: AbortReason, message: String);
 }
 
 impl<M: SourceMemory> Session for SourceSession<M> {
@@ -98,6 +103,9 @@ impl<M: SourceMemory> Session for SourceSession<M> {
     }
     fn wants_data(&self, _stream: StreamId) -> bool {
         true
+    }
+    fn abort(&mut self, now: Duration, reason: AbortReason, message: String) {
+        SourceSession::abort(self, now, reason, message);
     }
 }
 
@@ -144,6 +152,9 @@ impl<M: DestinationMemory> Session for DestinationSession<M> {
     fn wants_data(&self, stream: StreamId) -> bool {
         DestinationSession::wants_data(self, stream)
     }
+    fn abort(&mut self, now: Duration, reason: AbortReason, message: String) {
+        DestinationSession::abort(self, now, reason, message);
+    }
 }
 
 /// How the driver feeds a session.
@@ -163,30 +174,75 @@ impl Default for DriverConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DriveError {
-    /// The session found an error (it queued ABORT, which the driver sent before returning).
-    #[error("migration failed")]
+    /// The session found an error, or the peer refused or aborted (the session queued ABORT
+    /// where one was due, and the driver sent it before returning).
+    #[error("migration failed: {0}")]
     Session(#[from] SessionError),
+    /// The migration was aborted without an error from the session: by this side's operator
+    /// (`abort` on the session, for example from the event callback).
+    #[error("migration aborted {}: {}: {}", side_name(.0.side), .0.reason, .0.message)]
+    Aborted(AbortInfo),
+    /// The destination refused the reservation.
+    #[error("migration refused by the destination: {0}")]
+    Refused(RefusalReason),
     /// A stream failed (the session was told the connection is lost).
-    #[error("transport failed")]
+    #[error("transport failed: {0}")]
     Stream(#[from] StreamError),
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Local => "by this side",
+        Side::Peer => "by the peer",
+    }
+}
+
+impl DriveError {
+    /// The failure an event stands for, if it ends the migration without activation.
+    fn from_event(event: &Event) -> Option<DriveError> {
+        match event {
+            Event::Aborted(info) => Some(DriveError::Aborted(info.clone())),
+            Event::Refused(reason) => Some(DriveError::Refused(*reason)),
+            _ => None,
+        }
+    }
 }
 
 /// Drives `session` over `outbox`/`inbox` until it is closed. `on_event` sees every event
 /// (with the session, to answer it: the source calls `suspended` on `SuspendRequested`).
 /// `epoch` is the instant the session's time counts from.
 ///
-/// `Ok` means the session ended and every byte it produced was handed to QUIC; that
-/// includes a refusal or an abort announced by the peer (reported as events): whether the
-/// migration succeeded is the session's to say (`activated()` on the destination,
-/// `Event::Activated` on the source). Keep the connection open until the peer is done too.
+/// `Ok` means the migration reached activation and every byte the session produced was handed
+/// to QUIC. A refusal or an abort, by either side and for any reason, is an error: the first
+/// one found, so a session error (which names what went wrong) comes before the
+/// [`Event::Aborted`] it causes, and an abort by this side's operator (no session error) is
+/// [`DriveError::Aborted`]. Keep the connection open until the peer is done too.
 pub async fn drive<S: Session>(
+    session: &mut S,
+    outbox: Outbox,
+    inbox: Inbox,
+    epoch: Instant,
+    config: DriverConfig,
+    on_event: impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
+) -> Result<(), DriveError> {
+    let never = std::future::pending();
+    drive_abortable(session, outbox, inbox, epoch, config, on_event, never).await
+}
+
+/// [`drive`], and when `abort` completes first (the operator pressed Ctrl-C, a deadline
+/// passed), the session aborts with the reason and message it gives: ABORT goes to the peer,
+/// and the result is [`DriveError::Aborted`].
+pub async fn drive_abortable<S: Session>(
     session: &mut S,
     mut outbox: Outbox,
     mut inbox: Inbox,
     epoch: Instant,
     config: DriverConfig,
     mut on_event: impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
+    abort: impl Future<Output = (AbortReason, String)>,
 ) -> Result<(), DriveError> {
+    let mut abort = std::pin::pin!(abort);
+    let mut abort_pending = true;
     let outgoing = session.outgoing();
     let mut failure: Option<DriveError> = None;
     loop {
@@ -205,6 +261,9 @@ pub async fn drive<S: Session>(
             failure.get_or_insert(error.into());
         }
         while let Some(event) = session.poll_event() {
+            if let Some(ended) = DriveError::from_event(&event) {
+                failure.get_or_insert(ended);
+            }
             if let Err(error) = on_event(session, now, event) {
                 failure.get_or_insert(error.into());
             }
@@ -236,6 +295,11 @@ pub async fn drive<S: Session>(
             }
             () = outbox.room() => Ok(()),
             () = sleep_until(deadline) => session.handle_timeout(epoch.elapsed()),
+            (reason, message) = &mut abort, if abort_pending => {
+                abort_pending = false;
+                session.abort(epoch.elapsed(), reason, message);
+                Ok(())
+            }
         };
         if let Err(error) = result {
             failure.get_or_insert(error.into());
