@@ -243,6 +243,7 @@ pub async fn drive_abortable<S: Session>(
 ) -> Result<(), DriveError> {
     let mut abort = std::pin::pin!(abort);
     let mut abort_pending = true;
+    let mut early_ends: Vec<StreamId> = Vec::new();
     let outgoing = session.outgoing();
     let mut failure: Option<DriveError> = None;
     loop {
@@ -282,15 +283,27 @@ pub async fn drive_abortable<S: Session>(
                     Some(Ok(Received::Bytes(stream, bytes))) => {
                         session.handle_stream_data(now, stream, &bytes)
                     }
-                    Some(Ok(Received::Finished(stream))) => {
-                        session.handle_stream_finished(now, stream)
+                    // A page stream's end means something only with the control stream's: a
+                    // peer that aborts ends its page streams mid-batch and says why on the
+                    // control stream, whose bytes may arrive later.
+                    Some(Ok(Received::Finished(stream))) if stream != StreamId::Control => {
+                        early_ends.push(stream);
+                        Ok(())
+                    }
+                    Some(Ok(Received::Finished(_))) | None => {
+                        let ended = match received {
+                            Some(_) => session.handle_stream_finished(now, StreamId::Control),
+                            None => session.handle_connection_lost(now),
+                        };
+                        early_ends.drain(..).fold(ended, |result, stream| {
+                            result.and(session.handle_stream_finished(now, stream))
+                        })
                     }
                     Some(Err(error)) => {
                         let lost = session.handle_connection_lost(now);
                         failure.get_or_insert(error.into());
                         lost
                     }
-                    None => session.handle_connection_lost(now),
                 }
             }
             () = outbox.room() => Ok(()),
