@@ -305,3 +305,102 @@ impl Session for LiveSource {
         self.session.abort(now, reason, message);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::content::{ContentMix, ContentModel};
+    use crate::trace::generators::{GenConfig, Uniform, generate};
+    use crate::trace::{TraceHeader, TraceWriter};
+
+    const PAGES: u64 = 32;
+
+    /// 10 epochs of 10 ms, 4 pages each, over 32 pages.
+    fn trace(name: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("pagewire-live-{}-{name}", std::process::id()));
+        let config = GenConfig {
+            page_size: PageSize::KIB_4,
+            page_count: PageCount(PAGES),
+            interval: Duration::from_millis(10),
+            epochs: 10,
+            content: ContentMode::Full,
+            model: ContentModel::new(1, ContentMix::default(), 64),
+            identical_share: 0.0,
+            seed: 1,
+        };
+        let mut pattern = Uniform {
+            page_count: config.page_count,
+            pages_per_epoch: 4,
+        };
+        let header = TraceHeader::new(config.page_size, config.content, config.page_count);
+        let mut writer = TraceWriter::create(&path, header).unwrap();
+        generate(&config, &mut pattern, &mut writer, &mut |_| {}).unwrap();
+        writer.finish().unwrap();
+        path
+    }
+
+    /// The trace's image after `epochs` epochs, and the pages those epochs wrote.
+    fn replayed(path: &Path, epochs: u64) -> (Vec<u8>, Vec<PageNumber>) {
+        let mut reader = TraceReader::open(path).unwrap();
+        reader.load_initial_image().unwrap();
+        let mut epoch = Epoch::default();
+        let mut written = Vec::new();
+        for _ in 0..epochs {
+            reader.next_epoch(&mut epoch).unwrap();
+            written.extend(epoch.writes.iter().map(|write| write.page));
+        }
+        let mut image = Vec::new();
+        for page in 0..PAGES {
+            image.extend_from_slice(reader.page(PageNumber(page)).unwrap());
+        }
+        (image, written)
+    }
+
+    #[test]
+    fn epochs_land_at_their_time_after_the_start_and_stop_at_suspension() {
+        let path = trace("land");
+        let (mut guest, mut memory) =
+            LiveGuest::start(&path, None, Duration::from_millis(20)).unwrap();
+        // Epochs at 10 and 20 ms landed before the migration; the third lands 10 ms in.
+        assert_eq!(guest.epochs_landed(), (2, 10));
+        assert_eq!(memory.as_bytes(), replayed(&path, 2).0.as_slice());
+        assert_eq!(guest.next_landing(), Some(Duration::from_millis(10)));
+        let mut written = Vec::new();
+        guest
+            .land_due(Duration::from_millis(9), &mut memory, &mut |page| {
+                written.push(page)
+            })
+            .unwrap();
+        assert!(written.is_empty());
+        guest
+            .land_due(Duration::from_millis(25), &mut memory, &mut |page| {
+                written.push(page)
+            })
+            .unwrap();
+        let (image, all_written) = replayed(&path, 4);
+        assert_eq!(guest.epochs_landed(), (4, 10));
+        assert_eq!(memory.as_bytes(), image.as_slice());
+        assert_eq!(written, all_written[replayed(&path, 2).1.len()..]);
+        guest.suspend();
+        assert_eq!(guest.next_landing(), None);
+        guest
+            .land_due(Duration::from_secs(1), &mut memory, &mut |_| {
+                panic!("a suspended guest wrote")
+            })
+            .unwrap();
+        assert_eq!(memory.as_bytes(), image.as_slice());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn an_image_of_another_size_is_refused() {
+        let path = trace("geometry");
+        let image = InMemory::new(PageSize::KIB_4, PageCount(PAGES + 1)).unwrap();
+        assert!(matches!(
+            LiveGuest::start(&path, Some(image), Duration::ZERO),
+            Err(LiveError::Geometry { .. })
+        ));
+        std::fs::remove_file(path).unwrap();
+    }
+}

@@ -277,6 +277,10 @@ fn ctrl_c_on_the_source_aborts_with_the_reason_on_both_sides() {
         .unwrap();
     let line = next_line(&mut receiver.stderr);
     assert!(line.starts_with("migrating from"), "recv said {line:?}");
+    // Interrupt once the migration runs (an interrupt while connecting only ends the source).
+    let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
+    let line = next_line(&mut sender_stderr);
+    assert!(line.starts_with("migrating to"), "send said {line:?}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sender.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -284,7 +288,7 @@ fn ctrl_c_on_the_source_aborts_with_the_reason_on_both_sides() {
     .unwrap();
     let sent_ok = wait(&mut sender);
     let mut stderr = String::new();
-    std::io::Read::read_to_string(sender.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut sender_stderr, &mut stderr).unwrap();
     let (received, _, recv_stderr) = receiver.finish();
     assert!(!sent_ok && !received);
     assert!(

@@ -101,7 +101,13 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             page_streams: MAX_PAGE_STREAMS,
             ..StreamConfig::default()
         };
-        let (outbox, inbox) = streams::accept(&connection, &stream_config).await?;
+        let (outbox, inbox) = tokio::select! {
+            accepted = streams::accept(&connection, &stream_config) => accepted?,
+            (_, message) = interrupts.wait() => {
+                listener.shut_down().await;
+                return Err(message.into());
+            }
+        };
         let epoch = Instant::now();
         let mut config = DestinationConfig::new(migration_id(&args.vm));
         config.vm_name = args.vm.clone();

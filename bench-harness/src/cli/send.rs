@@ -132,9 +132,14 @@ pub(crate) fn run(args: SendArgs) -> CliResult {
         let dialer = Dialer::bind(local, &identity, &Tuning::default())?;
         let connection = tokio::select! {
             connected = dialer.connect(args.to, &args.server_name) => connected?,
-            (_, message) = interrupts.wait() => return Err(message.into()),
+            (_, message) = interrupts.wait() => {
+                // The peer may hold a connection already: tell it.
+                dialer.shut_down().await;
+                return Err(message.into());
+            }
         };
         let (outbox, inbox) = streams::open(&connection, &stream_config).await?;
+        eprintln!("migrating to {}", connection.remote_address());
         let epoch = Instant::now();
         let session = SourceSession::new(config, memory, Duration::ZERO)?;
         let mut live = LiveSource::new(session, guest);
