@@ -262,6 +262,9 @@ pub async fn drive_abortable<S: Session>(
             failure.get_or_insert(error.into());
         }
         while let Some(event) = session.poll_event() {
+            // Answering an event (suspending the guest) may give the session bytes to send:
+            // look again before waiting, or nothing would wake the loop.
+            progressed = true;
             if let Some(ended) = DriveError::from_event(&event) {
                 failure.get_or_insert(ended);
             }
