@@ -21,9 +21,8 @@ use bytes::Bytes;
 use pagewire_codec::frame::AbortReason;
 use pagewire_codec::memory::MemoryTooLarge;
 use pagewire_codec::memory::{DestinationMemory, MemoryError};
-use pagewire_codec::session::{Event, SessionError, SourceSession, SourceStats, StreamId};
+use pagewire_codec::session::{Event, Session, SessionError, SourceSession, SourceStats, StreamId};
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
-use pagewire_transport::driver::Session;
 
 use crate::trace::{ContentMode, Epoch, TraceReadError, TraceReader};
 
