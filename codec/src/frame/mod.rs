@@ -330,6 +330,11 @@ impl FrameDecoder {
     }
 
     /// Appends received bytes.
+    ///
+    /// The decoder keeps what it is given until [`FrameDecoder::poll`] takes it out; a caller
+    /// that polls until `Ok(None)` after each push holds at most one incomplete frame (at most
+    /// the limits' frame size, checked from its header before any room is reserved) plus the
+    /// bytes of the last push. The sessions do so.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);
     }

@@ -1,6 +1,6 @@
-//! The XBZRLE encoder: the runs of [`ChangeMap`] written as `(zrun, nzrun, bytes)` pairs.
+//! The XBZRLE encoder: the changed runs written as `(zrun, nzrun, bytes)` pairs.
 
-use super::changes::ChangeMap;
+use super::changes::for_each_changed_run;
 use super::uleb::{self, MAX_RUN};
 use super::{XbzrleGaveUp, XbzrleMode};
 
@@ -8,7 +8,8 @@ use super::{XbzrleGaveUp, XbzrleMode};
 ///
 /// Returns the delta's length (`Ok(0)` when the pages are identical), or [`XbzrleGaveUp`] when
 /// the delta would not fit in `out`, a changed run is longer than [`MAX_RUN`] bytes, or the
-/// pages differ in length.
+/// pages differ in length. Bytes of `out` past the returned length (and all of `out` when it
+/// gives up) may have been overwritten.
 ///
 /// ```
 /// use pagewire_codec::xbzrle::{self, XbzrleMode};
@@ -34,50 +35,98 @@ pub fn encode(
     if old.len() != new.len() {
         return Err(XbzrleGaveUp);
     }
-    let len = new.len();
-    let mut map = ChangeMap::new(old, new);
-    let mut start = map.next(0, true);
-    if start == len {
+    let (written, changed, trailing_unchanged) = match mode {
+        XbzrleMode::Qemu => encode_runs::<false>(old, new, out)?,
+        XbzrleMode::Compact => encode_runs::<true>(old, new, out)?,
+    };
+    if !changed {
         // QEMU checks for two bytes of room before it notices that nothing changed.
-        let qemu_refuses = mode == XbzrleMode::Qemu && len > 0 && out.len() < 2;
+        let qemu_refuses = mode == XbzrleMode::Qemu && !new.is_empty() && out.len() < 2;
         return if qemu_refuses {
             Err(XbzrleGaveUp)
         } else {
             Ok(0)
         };
     }
+    // QEMU gives up unless two bytes of room are left when only unchanged bytes follow.
+    if mode == XbzrleMode::Qemu && trailing_unchanged && written + 2 > out.len() {
+        return Err(XbzrleGaveUp);
+    }
+    Ok(written)
+}
+
+/// Writes the pairs of every changed run into `out`, absorbing short gaps when `ABSORB`
+/// (Compact), and returns the bytes written, whether anything changed, and whether unchanged
+/// bytes follow the last changed run. One copy of the loop per mode, so the per-run work has
+/// no mode test.
+#[inline(always)]
+fn encode_runs<const ABSORB: bool>(
+    old: &[u8],
+    new: &[u8],
+    out: &mut [u8],
+) -> Result<(usize, bool, bool), XbzrleGaveUp> {
     let mut writer = Writer {
         out,
         written: 0,
         new,
-        absorb_gaps: mode == XbzrleMode::Compact,
-        group: None,
     };
+    // The pair not yet written (Compact): it may still absorb the next changed run.
+    let mut group: Option<Group> = None;
     // End of the last changed byte described so far.
     let mut done = 0;
-    loop {
-        let end = map.next(start, false);
+    for_each_changed_run(old, new, |start, end| {
         let mut gap = start - done;
         while gap > MAX_RUN {
             // Split a long unchanged run: rewrite one unchanged byte as a changed run of 1,
             // leaving at least one unchanged byte before the next changed run.
             let skip = MAX_RUN.min(gap - 2);
-            writer.run(skip, done + skip, 1)?;
+            if ABSORB {
+                // The split byte's pair may still absorb the next changed run.
+                let split = Group {
+                    zrun: skip,
+                    start: done + skip,
+                    len: 1,
+                };
+                if let Some(g) = group.replace(split) {
+                    writer.pair(g.zrun, g.start, g.len)?;
+                }
+            } else {
+                writer.pair(skip, done + skip, 1)?;
+            }
             done += skip + 1;
             gap = start - done;
         }
-        writer.run(gap, start, end - start)?;
+        let len = end - start;
+        if len > MAX_RUN {
+            return Err(XbzrleGaveUp);
+        }
         done = end;
-        if end == len {
-            break;
+        if !ABSORB {
+            return writer.pair(gap, start, len);
         }
-        start = map.next(end, true);
-        if start == len {
-            break;
+        if let Some(g) = &mut group {
+            if worth_absorbing(g.len, gap, len) {
+                g.len += gap + len;
+                // The group only grows: give up as soon as its bytes alone cannot fit.
+                if writer.written + g.len > writer.out.len() {
+                    return Err(XbzrleGaveUp);
+                }
+                return Ok(());
+            }
+            writer.pair(g.zrun, g.start, g.len)?;
         }
+        group = Some(Group {
+            zrun: gap,
+            start,
+            len,
+        });
+        Ok(())
+    })?;
+    if let Some(g) = group {
+        writer.pair(g.zrun, g.start, g.len)?;
     }
-    let trailing_unchanged = done < len;
-    writer.finish(mode == XbzrleMode::Qemu && trailing_unchanged)
+    // Nothing changed exactly when `done` never moved: every changed run ends past 0.
+    Ok((writer.written, done > 0, done < new.len()))
 }
 
 /// A `(zrun, nzrun)` pair not yet written: it may still absorb the next changed run.
@@ -87,48 +136,33 @@ struct Group {
     len: usize,
 }
 
-/// Writes pairs into the output, absorbing short gaps when that is allowed and saves bytes.
+/// Writes pairs into the output.
 struct Writer<'a> {
     out: &'a mut [u8],
     written: usize,
     new: &'a [u8],
-    absorb_gaps: bool,
-    group: Option<Group>,
 }
 
 impl Writer<'_> {
-    /// Adds the changed run `new[start..start + len]`, `gap` unchanged bytes after the previous
-    /// one (or after the page start).
-    #[inline]
-    fn run(&mut self, gap: usize, start: usize, len: usize) -> Result<(), XbzrleGaveUp> {
-        if len > MAX_RUN {
-            return Err(XbzrleGaveUp);
-        }
-        if let Some(group) = &mut self.group {
-            if self.absorb_gaps && worth_absorbing(group.len, gap, len) {
-                group.len += gap + len;
-                // The group only grows: give up as soon as its bytes alone cannot fit.
-                if self.written + group.len > self.out.len() {
-                    return Err(XbzrleGaveUp);
-                }
-                return Ok(());
-            }
-            self.flush()?;
-        }
-        self.group = Some(Group {
-            zrun: gap,
-            start,
-            len,
-        });
-        Ok(())
-    }
-
-    /// Writes the pending group, if any.
-    #[inline]
-    fn flush(&mut self) -> Result<(), XbzrleGaveUp> {
-        let Some(Group { zrun, start, len }) = self.group.take() else {
+    /// Writes the pair `zrun`, then the changed run `new[start..start + len]`; gives up when
+    /// it does not fit.
+    #[inline(always)]
+    fn pair(&mut self, zrun: usize, start: usize, len: usize) -> Result<(), XbzrleGaveUp> {
+        /// Room for two two-byte lengths and a short run.
+        const ROOM: usize = 4 + SHORT_RUN;
+        if len <= SHORT_RUN
+            && self.written + ROOM <= self.out.len()
+            && start + SHORT_RUN <= self.new.len()
+        {
+            // The common case of scattered changes, with room to spare: one fixed-size copy
+            // (the bytes past `len` are overwritten by the next pair or lie past the delta).
+            let out = &mut self.out[self.written..self.written + ROOM];
+            let mut at = uleb::write(out, zrun);
+            at += uleb::write(&mut out[at..], len);
+            out[at..at + SHORT_RUN].copy_from_slice(&self.new[start..start + SHORT_RUN]);
+            self.written += at + len;
             return Ok(());
-        };
+        }
         let need = uleb::len(zrun) + uleb::len(len) + len;
         if self.written + need > self.out.len() {
             return Err(XbzrleGaveUp);
@@ -140,17 +174,10 @@ impl Writer<'_> {
         self.written += need;
         Ok(())
     }
-
-    /// Writes the last group and returns the delta's length. With `two_spare_bytes`, gives up
-    /// unless two bytes of room are left (QEMU's check before it finds the unchanged tail).
-    fn finish(mut self, two_spare_bytes: bool) -> Result<usize, XbzrleGaveUp> {
-        self.flush()?;
-        if two_spare_bytes && self.written + 2 > self.out.len() {
-            return Err(XbzrleGaveUp);
-        }
-        Ok(self.written)
-    }
 }
+
+/// Changed runs up to this length are copied with one fixed-size move.
+const SHORT_RUN: usize = 16;
 
 /// Whether writing `gap` unchanged bytes as part of one changed run (from runs of `before` and
 /// `after` changed bytes) is worth it against the separate `nzrun, zrun, nzrun` lengths.
@@ -162,6 +189,10 @@ impl Writer<'_> {
 #[inline]
 fn worth_absorbing(before: usize, gap: usize, after: usize) -> bool {
     let merged = before + gap + after;
+    if merged < 0x80 {
+        // Every length is one byte: the gap's bytes against one length saved.
+        return gap == 1;
+    }
     if merged > MAX_RUN {
         return false;
     }
