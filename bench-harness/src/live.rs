@@ -251,10 +251,10 @@ impl Session for LiveSource {
     fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes> {
         self.land(now);
         let bytes = self.session.poll_transmit(now, stream, budget);
-        if bytes.is_some() {
-            if let Some(observer) = &mut self.observer {
-                observer(&self.session.stats());
-            }
+        if bytes.is_some()
+            && let Some(observer) = &mut self.observer
+        {
+            observer(&self.session.stats());
         }
         bytes
     }

@@ -59,7 +59,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
         .ok()
         .and_then(|bytes| PageSize::new(bytes).ok())
         .ok_or_else(|| format!("--page-size {} is not a page size", args.page_size))?;
-    if args.memory == 0 || args.memory % page_size.bytes() as u64 != 0 {
+    if args.memory == 0 || !args.memory.is_multiple_of(page_size.bytes() as u64) {
         return Err(format!("--memory {} is not a whole number of pages", args.memory).into());
     }
     let page_count = PageCount(args.memory / page_size.bytes() as u64);
