@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod live;
 pub mod recorder;
 pub mod report;
 pub mod scenarios;

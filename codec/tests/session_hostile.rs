@@ -570,3 +570,35 @@ fn a_destination_that_lies_about_the_digest_never_gets_activated() {
         }))
     ));
 }
+
+#[test]
+fn an_abort_behind_a_held_iteration_end_names_the_reason_when_a_page_stream_ends() {
+    // The source announced a batch it never sent (it aborted mid-batch) and ended its page
+    // stream: the ABORT waits behind the held ITERATION_END, and is what the end means.
+    let mut destination = destination();
+    let control = stream(&[
+        Frame::Hello(source_hello()),
+        Frame::IterationStart(Iteration(0)),
+        Frame::IterationEnd(IterationEnd {
+            iteration: Iteration(0),
+            batches: 1,
+            pages: 1,
+        }),
+        Frame::Abort(Abort {
+            reason: AbortReason::Cancelled,
+            message: "operator stopped it".into(),
+        }),
+    ]);
+    feed(&mut destination, StreamId::Control, &control).unwrap();
+    feed(&mut destination, StreamId::Page(0), &stream(&[])).unwrap();
+    let error = destination
+        .handle_stream_finished(NOW, StreamId::Page(0))
+        .unwrap_err();
+    assert!(
+        matches!(&error, SessionError::PeerAborted { reason: AbortReason::Cancelled, message }
+            if message == "operator stopped it"),
+        "{error:?}"
+    );
+    assert_eq!(destination.phase(), Phase::Aborted);
+    assert!(!destination.activated());
+}

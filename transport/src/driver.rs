@@ -15,136 +15,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use pagewire_codec::memory::{DestinationMemory, SourceMemory};
-use pagewire_codec::session::{DestinationSession, Event, SessionError, SourceSession};
+use pagewire_codec::frame::{AbortReason, RefusalReason};
+pub use pagewire_codec::session::Session;
+use pagewire_codec::session::{AbortInfo, Event, SessionError, Side};
 
 use crate::streams::{Inbox, Outbox, Received, StreamError, StreamId};
-
-/// What the driver needs from a session: the calls both sides share.
-pub trait Session {
-    /// The streams this side writes.
-    fn outgoing(&self) -> Vec<StreamId>;
-    /// See `poll_transmit` on the sessions.
-    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes>;
-    /// See `handle_stream_data`.
-    fn handle_stream_data(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-        data: &[u8],
-    ) -> Result<(), SessionError>;
-    /// See `handle_stream_finished`.
-    fn handle_stream_finished(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-    ) -> Result<(), SessionError>;
-    /// See `handle_connection_lost`.
-    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError>;
-    /// See `poll_timeout`.
-    fn poll_timeout(&self) -> Option<Duration>;
-    /// See `handle_timeout`.
-    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError>;
-    /// See `poll_event`.
-    fn poll_event(&mut self) -> Option<Event>;
-    /// An error found inside `poll_transmit` (the source reports them this way).
-    fn take_error(&mut self) -> Option<SessionError>;
-    /// See `is_closed`.
-    fn is_closed(&self) -> bool;
-    /// Whether to read `stream` now (the destination's barrier; the source always reads).
-    fn wants_data(&self, stream: StreamId) -> bool;
-}
-
-impl<M: SourceMemory> Session for SourceSession<M> {
-    fn outgoing(&self) -> Vec<StreamId> {
-        self.streams().collect()
-    }
-    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes> {
-        SourceSession::poll_transmit(self, now, stream, budget)
-    }
-    fn handle_stream_data(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-        data: &[u8],
-    ) -> Result<(), SessionError> {
-        SourceSession::handle_stream_data(self, now, stream, data)
-    }
-    fn handle_stream_finished(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-    ) -> Result<(), SessionError> {
-        SourceSession::handle_stream_finished(self, now, stream)
-    }
-    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
-        SourceSession::handle_connection_lost(self, now)
-    }
-    fn poll_timeout(&self) -> Option<Duration> {
-        SourceSession::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
-        SourceSession::handle_timeout(self, now)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        SourceSession::poll_event(self)
-    }
-    fn take_error(&mut self) -> Option<SessionError> {
-        SourceSession::take_error(self)
-    }
-    fn is_closed(&self) -> bool {
-        SourceSession::is_closed(self)
-    }
-    fn wants_data(&self, _stream: StreamId) -> bool {
-        true
-    }
-}
-
-impl<M: DestinationMemory> Session for DestinationSession<M> {
-    fn outgoing(&self) -> Vec<StreamId> {
-        vec![StreamId::Control]
-    }
-    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes> {
-        DestinationSession::poll_transmit(self, now, stream, budget)
-    }
-    fn handle_stream_data(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-        data: &[u8],
-    ) -> Result<(), SessionError> {
-        DestinationSession::handle_stream_data(self, now, stream, data)
-    }
-    fn handle_stream_finished(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-    ) -> Result<(), SessionError> {
-        DestinationSession::handle_stream_finished(self, now, stream)
-    }
-    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
-        DestinationSession::handle_connection_lost(self, now)
-    }
-    fn poll_timeout(&self) -> Option<Duration> {
-        DestinationSession::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
-        DestinationSession::handle_timeout(self, now)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        DestinationSession::poll_event(self)
-    }
-    fn take_error(&mut self) -> Option<SessionError> {
-        None
-    }
-    fn is_closed(&self) -> bool {
-        DestinationSession::is_closed(self)
-    }
-    fn wants_data(&self, stream: StreamId) -> bool {
-        DestinationSession::wants_data(self, stream)
-    }
-}
 
 /// How the driver feeds a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,30 +38,76 @@ impl Default for DriverConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DriveError {
-    /// The session found an error (it queued ABORT, which the driver sent before returning).
-    #[error("migration failed")]
+    /// The session found an error, or the peer refused or aborted (the session queued ABORT
+    /// where one was due, and the driver sent it before returning).
+    #[error("migration failed: {0}")]
     Session(#[from] SessionError),
+    /// The migration was aborted without an error from the session: by this side's operator
+    /// (`abort` on the session, for example from the event callback).
+    #[error("migration aborted {}: {}: {}", side_name(.0.side), .0.reason, .0.message)]
+    Aborted(AbortInfo),
+    /// The destination refused the reservation.
+    #[error("migration refused by the destination: {0}")]
+    Refused(RefusalReason),
     /// A stream failed (the session was told the connection is lost).
-    #[error("transport failed")]
+    #[error("transport failed: {0}")]
     Stream(#[from] StreamError),
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Local => "by this side",
+        Side::Peer => "by the peer",
+    }
+}
+
+impl DriveError {
+    /// The failure an event stands for, if it ends the migration without activation.
+    fn from_event(event: &Event) -> Option<DriveError> {
+        match event {
+            Event::Aborted(info) => Some(DriveError::Aborted(info.clone())),
+            Event::Refused(reason) => Some(DriveError::Refused(*reason)),
+            _ => None,
+        }
+    }
 }
 
 /// Drives `session` over `outbox`/`inbox` until it is closed. `on_event` sees every event
 /// (with the session, to answer it: the source calls `suspended` on `SuspendRequested`).
 /// `epoch` is the instant the session's time counts from.
 ///
-/// `Ok` means the session ended and every byte it produced was handed to QUIC; that
-/// includes a refusal or an abort announced by the peer (reported as events): whether the
-/// migration succeeded is the session's to say (`activated()` on the destination,
-/// `Event::Activated` on the source). Keep the connection open until the peer is done too.
+/// `Ok` means the migration reached activation and every byte the session produced was handed
+/// to QUIC. A refusal or an abort, by either side and for any reason, is an error: the first
+/// one found, so a session error (which names what went wrong) comes before the
+/// [`Event::Aborted`] it causes, and an abort by this side's operator (no session error) is
+/// [`DriveError::Aborted`]. Keep the connection open until the peer is done too.
 pub async fn drive<S: Session>(
+    session: &mut S,
+    outbox: Outbox,
+    inbox: Inbox,
+    epoch: Instant,
+    config: DriverConfig,
+    on_event: impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
+) -> Result<(), DriveError> {
+    let never = std::future::pending();
+    drive_abortable(session, outbox, inbox, epoch, config, on_event, never).await
+}
+
+/// [`drive`], and when `abort` completes first (the operator pressed Ctrl-C, a deadline
+/// passed), the session aborts with the reason and message it gives: ABORT goes to the peer,
+/// and the result is [`DriveError::Aborted`].
+pub async fn drive_abortable<S: Session>(
     session: &mut S,
     mut outbox: Outbox,
     mut inbox: Inbox,
     epoch: Instant,
     config: DriverConfig,
     mut on_event: impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
+    abort: impl Future<Output = (AbortReason, String)>,
 ) -> Result<(), DriveError> {
+    let mut abort = std::pin::pin!(abort);
+    let mut abort_pending = true;
+    let mut early_ends: Vec<StreamId> = Vec::new();
     let outgoing = session.outgoing();
     let mut failure: Option<DriveError> = None;
     loop {
@@ -205,6 +126,12 @@ pub async fn drive<S: Session>(
             failure.get_or_insert(error.into());
         }
         while let Some(event) = session.poll_event() {
+            // Answering an event (suspending the guest) may give the session bytes to send:
+            // look again before waiting, or nothing would wake the loop.
+            progressed = true;
+            if let Some(ended) = DriveError::from_event(&event) {
+                failure.get_or_insert(ended);
+            }
             if let Err(error) = on_event(session, now, event) {
                 failure.get_or_insert(error.into());
             }
@@ -223,19 +150,36 @@ pub async fn drive<S: Session>(
                     Some(Ok(Received::Bytes(stream, bytes))) => {
                         session.handle_stream_data(now, stream, &bytes)
                     }
-                    Some(Ok(Received::Finished(stream))) => {
-                        session.handle_stream_finished(now, stream)
+                    // A page stream's end means something only with the control stream's: a
+                    // peer that aborts ends its page streams mid-batch and says why on the
+                    // control stream, whose bytes may arrive later.
+                    Some(Ok(Received::Finished(stream))) if stream != StreamId::Control => {
+                        early_ends.push(stream);
+                        Ok(())
+                    }
+                    Some(Ok(Received::Finished(_))) | None => {
+                        let ended = match received {
+                            Some(_) => session.handle_stream_finished(now, StreamId::Control),
+                            None => session.handle_connection_lost(now),
+                        };
+                        early_ends.drain(..).fold(ended, |result, stream| {
+                            result.and(session.handle_stream_finished(now, stream))
+                        })
                     }
                     Some(Err(error)) => {
                         let lost = session.handle_connection_lost(now);
                         failure.get_or_insert(error.into());
                         lost
                     }
-                    None => session.handle_connection_lost(now),
                 }
             }
             () = outbox.room() => Ok(()),
             () = sleep_until(deadline) => session.handle_timeout(epoch.elapsed()),
+            (reason, message) = &mut abort, if abort_pending => {
+                abort_pending = false;
+                session.abort(epoch.elapsed(), reason, message);
+                Ok(())
+            }
         };
         if let Err(error) = result {
             failure.get_or_insert(error.into());

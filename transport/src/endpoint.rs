@@ -130,13 +130,13 @@ impl Listener {
             .await
             .ok_or(ConnectError::EndpointClosed)?;
         let connection = incoming.await?;
-        if let Some(expected) = &self.client_name {
-            if !names_peer(&connection, expected) {
-                connection.close(CloseCode::PEER_NAME_MISMATCH.var_int(), b"peer name");
-                return Err(ConnectError::Refused(Refusal::PeerName {
-                    by: RefusedBy::Us,
-                }));
-            }
+        if let Some(expected) = &self.client_name
+            && !names_peer(&connection, expected)
+        {
+            connection.close(CloseCode::PEER_NAME_MISMATCH.var_int(), b"peer name");
+            return Err(ConnectError::Refused(Refusal::PeerName {
+                by: RefusedBy::Us,
+            }));
         }
         Ok(connection)
     }

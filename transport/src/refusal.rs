@@ -60,7 +60,11 @@ impl std::fmt::Display for Refusal {
         };
         match self {
             Refusal::Tls { alert, by: who } => {
-                write!(f, "{}: TLS alert {alert:?}", by(who))
+                write!(f, "{}: TLS alert {alert:?}", by(who))?;
+                match alert_meaning(*alert) {
+                    Some(meaning) => write!(f, " ({meaning})"),
+                    None => Ok(()),
+                }
             }
             Refusal::PeerName { by: who } => {
                 write!(
@@ -71,6 +75,24 @@ impl std::fmt::Display for Refusal {
             }
         }
     }
+}
+
+/// What the alerts a mutual-TLS refusal usually carries mean, for the operator.
+fn alert_meaning(alert: AlertDescription) -> Option<&'static str> {
+    Some(match alert {
+        AlertDescription::UnknownCA => "the certificate is not issued by the configured CA",
+        AlertDescription::DecryptError => {
+            "the certificate's signature does not verify with the configured CA: another CA \
+             of the same name?"
+        }
+        AlertDescription::CertificateRequired => "no client certificate was presented",
+        AlertDescription::CertificateExpired => "the certificate has expired or is not yet valid",
+        AlertDescription::BadCertificate => {
+            "the certificate is not valid for the name dialled, or is malformed"
+        }
+        AlertDescription::NoApplicationProtocol => "the peer does not speak pagewire/1",
+        _ => return None,
+    })
 }
 
 /// QUIC carries a TLS alert as transport error code `0x100 + alert`.

@@ -134,3 +134,10 @@ async fn two_fold_history_majority_and_ours_migrate_over_quic() {
         migrate(strategy).await;
     }
 }
+
+/// Stop-and-copy asks to suspend before sending anything: the driver must look for bytes again
+/// after the event is answered (nothing else would wake it).
+#[tokio::test]
+async fn stop_and_copy_migrates_over_quic() {
+    migrate("stop-and-copy").await;
+}

@@ -4,7 +4,11 @@
 
 mod bench;
 mod certs;
+mod migration_summary;
+mod peer;
+mod recv;
 mod scenarios;
+mod send;
 mod trace_gen;
 mod trace_info;
 mod trace_record;
@@ -36,6 +40,10 @@ enum Command {
     Scenarios(scenarios::ScenariosArgs),
     /// Make a CA and a pair of peer certificates (source, destination) for trying things out.
     Certs(certs::CertsArgs),
+    /// Migrate a memory image to `pagewire recv` while a live guest replays a trace into it.
+    Send(send::SendArgs),
+    /// Receive a migration from `pagewire send` and write the memory to a file.
+    Recv(recv::RecvArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,11 +70,23 @@ pub(crate) fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Scenarios(args) => scenarios::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Recv(args) => recv::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // The causes too, unless a message already includes its cause's.
+            let mut message = error.to_string();
+            let mut cause = error.source();
+            while let Some(error) = cause {
+                let text = error.to_string();
+                if !message.contains(&text) {
+                    message = format!("{message}: {text}");
+                }
+                cause = error.source();
+            }
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }

@@ -214,12 +214,12 @@ impl Recorder {
     pub fn attach(pid: ProcessId, options: RecordOptions) -> Result<Self, RecorderError> {
         let target = Target::attach(pid)?;
         let mut fallback = None;
-        if options.tracker != TrackerChoice::Diff {
-            if let Err(error) = uffd::probe() {
-                match options.tracker {
-                    TrackerChoice::Auto => fallback = Some(error.to_string()),
-                    _ => return Err(RecorderError::Uffd(error)),
-                }
+        if options.tracker != TrackerChoice::Diff
+            && let Err(error) = uffd::probe()
+        {
+            match options.tracker {
+                TrackerChoice::Auto => fallback = Some(error.to_string()),
+                _ => return Err(RecorderError::Uffd(error)),
             }
         }
         Self::with_target(target, options, None, fallback)
@@ -465,10 +465,10 @@ impl Recorder {
         sink: &mut dyn EpochSink,
         limits: Limits,
     ) -> Result<StopReason, RecorderError> {
-        if self.start.is_none() {
-            if let Step::Stopped(reason) = self.scan_initial(sink)? {
-                return Ok(reason);
-            }
+        if self.start.is_none()
+            && let Step::Stopped(reason) = self.scan_initial(sink)?
+        {
+            return Ok(reason);
         }
         let start = self.start.expect("set by the initial scan");
         let interval = self.options.interval.max(Duration::from_micros(100));
@@ -558,15 +558,15 @@ impl Recorder {
         if let Some(reason) = &self.tracker_fallback {
             pairs.push(("tracker_fallback", format!("uffd unavailable: {reason}")));
         }
-        if let Tracking::Uffd(tracker) = &self.tracking {
-            if tracker.swap_active() {
-                pairs.push((
-                    "discards",
-                    "swap was active: write-protected pages discarded (MADV_DONTNEED) cannot be \
-                     told from swapped ones and are not recorded as zeroed"
-                        .to_owned(),
-                ));
-            }
+        if let Tracking::Uffd(tracker) = &self.tracking
+            && tracker.swap_active()
+        {
+            pairs.push((
+                "discards",
+                "swap was active: write-protected pages discarded (MADV_DONTNEED) cannot be \
+                 told from swapped ones and are not recorded as zeroed"
+                    .to_owned(),
+            ));
         }
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }

@@ -81,10 +81,10 @@ impl PageHistory {
 
     /// The page's current version, if known: cached, or never written since it was zero.
     pub(crate) fn previous(&self, page: PageNumber) -> Option<&[u8]> {
-        if let Some(slot) = self.slot(page) {
-            if self.tags[slot] == page.0 {
-                return Some(&self.store[slot * self.page_size..(slot + 1) * self.page_size]);
-            }
+        if let Some(slot) = self.slot(page)
+            && self.tags[slot] == page.0
+        {
+            return Some(&self.store[slot * self.page_size..(slot + 1) * self.page_size]);
         }
         (self.hashes[page.index()] == self.zero_hash).then_some(&self.zero_page[..])
     }

@@ -191,7 +191,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
         if self.core.finish_ok() {
             return Ok(());
         }
-        Err(self.core.fail(SessionError::StreamTruncated(stream)))
+        Err(self.end_early(SessionError::StreamTruncated(stream)))
     }
 
     /// The connection is gone. Before the migration is over, that aborts it.
@@ -200,7 +200,21 @@ impl<M: DestinationMemory> DestinationSession<M> {
         if self.core.finish_ok() {
             return Ok(());
         }
-        Err(self.core.fail(SessionError::PeerGone))
+        Err(self.end_early(SessionError::PeerGone))
+    }
+
+    /// A stream or the connection ended before the migration was over. If the source sent
+    /// ABORT, the ABORT says why (it may wait in the control stream behind an ITERATION_END
+    /// held for batches the aborting source never sent); otherwise `error` does.
+    fn end_early(&mut self, error: SessionError) -> SessionError {
+        while let Ok(Some(frame)) = self.core.control_in.poll() {
+            if let Frame::Abort(abort) = &frame
+                && self.core.track_received(&frame).is_ok()
+            {
+                return self.core.peer_aborted(abort);
+            }
+        }
+        self.core.fail(error)
     }
 
     /// When [`DestinationSession::handle_timeout`] should be called next (`None`: no timer).

@@ -97,6 +97,7 @@ mod config;
 mod core;
 mod destination;
 mod digest;
+mod driven;
 mod error;
 mod event;
 mod outbox;
@@ -105,6 +106,7 @@ mod stream;
 
 pub use config::{DEFAULT_MAX_COMMIT_ROUNDS, DestinationConfig, SourceConfig};
 pub use destination::{DestinationSession, DestinationStats};
+pub use driven::Session;
 pub use error::{ConfigError, SessionError};
 pub use event::{AbortInfo, Event, Side};
 pub use source::{SourceSession, SourceStats};

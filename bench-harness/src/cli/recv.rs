@@ -1,0 +1,214 @@
+//! `pagewire recv --listen ADDR --out FILE --memory SIZE ...`: the destination of
+//! `pagewire send`. It reserves a memory of `--memory` bytes for the VM `--vm`, accepts the
+//! first source whose certificate chains to the CA and names `--client-name` (refused peers
+//! are reported and the wait goes on), and writes the memory to `FILE.partial`, renamed to
+//! FILE only once the digests agreed and the VM was activated. Without activation there is no
+//! FILE, and the exit code says so.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::ProgressBar;
+use pagewire_codec::memory::{DestinationMemory, MemoryError};
+use pagewire_codec::session::{DestinationConfig, DestinationSession, Event};
+use pagewire_codec::{PageCount, PageNumber, PageSize, Phase};
+use pagewire_transport::driver::{DriverConfig, drive_abortable};
+use pagewire_transport::memory::FileMemory;
+use pagewire_transport::streams::{self, StreamConfig};
+use pagewire_transport::{ConnectError, Listener, PeerName, Tuning};
+
+use super::CliResult;
+use super::migration_summary::{self, Common};
+use super::peer::{Interrupts, TlsArgs, hang_up, migration_id, page_bar, sent_last_frame};
+use super::units::parse_size;
+
+/// Page streams a source may open.
+const MAX_PAGE_STREAMS: u16 = 16;
+
+/// Arguments of `pagewire recv`.
+#[derive(Debug, Args)]
+pub(crate) struct RecvArgs {
+    /// The address to listen on (port 0: any free port; the address is printed on stderr).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Where the received memory goes.
+    #[arg(long)]
+    out: PathBuf,
+    /// The memory reserved: only a VM of exactly this size is accepted.
+    #[arg(long, value_parser = parse_size)]
+    memory: u64,
+    /// The page size reserved.
+    #[arg(long, value_parser = parse_size, default_value = "4KiB")]
+    page_size: u64,
+    /// The VM reserved for (`send --vm`).
+    #[arg(long, default_value = "vm")]
+    vm: String,
+    /// The name the source's certificate must carry.
+    #[arg(long, default_value = "source")]
+    client_name: PeerName,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// Runs `pagewire recv`.
+pub(crate) fn run(args: RecvArgs) -> CliResult {
+    let identity = args.tls.identity()?;
+    let page_size = u32::try_from(args.page_size)
+        .ok()
+        .and_then(|bytes| PageSize::new(bytes).ok())
+        .ok_or_else(|| format!("--page-size {} is not a page size", args.page_size))?;
+    if args.memory == 0 || !args.memory.is_multiple_of(page_size.bytes() as u64) {
+        return Err(format!("--memory {} is not a whole number of pages", args.memory).into());
+    }
+    let page_count = PageCount(args.memory / page_size.bytes() as u64);
+    let partial = partial_path(&args.out);
+    let bar = page_bar(page_count.0);
+    let memory = Tallied {
+        memory: FileMemory::create(&partial, page_size, page_count)?,
+        bar: bar.clone(),
+    };
+    let interrupts = Interrupts::watch("destination")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(async {
+        let listener = Listener::bind(
+            args.listen,
+            &identity,
+            Some(args.client_name.clone()),
+            &Tuning::default(),
+        )?;
+        eprintln!("listening on {}", listener.local_addr()?);
+        let connection = loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(connection) => {
+                        eprintln!("migrating from {}", connection.remote_address());
+                        break connection;
+                    }
+                    Err(ConnectError::Refused(refusal)) => {
+                        eprintln!("refused a peer: {refusal}");
+                    }
+                    Err(error) => return Err(error.into()),
+                },
+                (_, message) = interrupts.wait() => return Err(message.into()),
+            }
+        };
+        let stream_config = StreamConfig {
+            page_streams: MAX_PAGE_STREAMS,
+            ..StreamConfig::default()
+        };
+        let (outbox, inbox) = tokio::select! {
+            accepted = streams::accept(&connection, &stream_config) => accepted?,
+            (_, message) = interrupts.wait() => {
+                listener.shut_down().await;
+                return Err(message.into());
+            }
+        };
+        let epoch = Instant::now();
+        let mut config = DestinationConfig::new(migration_id(&args.vm));
+        config.vm_name = args.vm.clone();
+        config.max_page_streams = MAX_PAGE_STREAMS;
+        let mut session = DestinationSession::new(config, memory, Duration::ZERO)?;
+        let (mut stopped_at, mut activated_at, mut device_state) = (None, None, None);
+        let result = drive_abortable(
+            &mut session,
+            outbox,
+            inbox,
+            epoch,
+            DriverConfig::default(),
+            |_, now, event| {
+                match event {
+                    Event::PhaseChanged(Phase::StopAndCopy) => {
+                        stopped_at = Some(now);
+                        bar.set_message("stop-and-copy");
+                    }
+                    Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
+                    Event::IterationEnded { iteration, .. } => {
+                        bar.set_message(format!("iteration {} applied", iteration.0));
+                    }
+                    Event::DeviceState(state) => device_state = Some(state.len()),
+                    Event::Activated => activated_at = Some(now),
+                    _ => {}
+                }
+                Ok(())
+            },
+            interrupts.wait(),
+        )
+        .await;
+        let total = epoch.elapsed();
+        bar.finish_and_clear();
+        hang_up(&connection, sent_last_frame(&result, true)).await;
+        listener.shut_down().await;
+        let stats = session.stats();
+        let common = Common {
+            status: match &result {
+                Ok(()) => "completed".into(),
+                Err(error) => format!("failed: {error}"),
+            },
+            total,
+            downtime: stopped_at.zip(activated_at).map(|(s, a)| a - s),
+            downtime_is: "SUSPEND received to activation",
+            bytes_sent: stats.bytes_sent,
+            bytes_received: stats.bytes_received,
+            iterations: stats.iterations,
+        };
+        print!(
+            "{}",
+            migration_summary::destination(&common, &stats, device_state)
+        );
+        let activated = session.activated();
+        let memory = session.into_memory().memory;
+        match result {
+            Ok(()) if activated => Ok(memory),
+            Ok(()) => Err("the migration ended without activation".into()),
+            Err(error) => Err(error.into()),
+        }
+    });
+    let result: CliResult = outcome.and_then(|memory: FileMemory| {
+        memory.sync()?;
+        std::fs::rename(&partial, &args.out)?;
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+        eprintln!("no VM activated; {} not written", args.out.display());
+    }
+    result
+}
+
+/// `FILE.partial`, where the memory is written until activation.
+fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// The destination memory, counting pages written on the progress bar.
+struct Tallied {
+    memory: FileMemory,
+    bar: ProgressBar,
+}
+
+impl DestinationMemory for Tallied {
+    fn page_size(&self) -> PageSize {
+        DestinationMemory::page_size(&self.memory)
+    }
+
+    fn page_count(&self) -> PageCount {
+        DestinationMemory::page_count(&self.memory)
+    }
+
+    fn read_page(&self, page: PageNumber, out: &mut [u8]) -> Result<(), MemoryError> {
+        DestinationMemory::read_page(&self.memory, page, out)
+    }
+
+    fn write_page(&mut self, page: PageNumber, bytes: &[u8]) -> Result<(), MemoryError> {
+        self.memory.write_page(page, bytes)?;
+        self.bar.inc(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! `pagewire send --to ADDR --image FILE [--trace TRACE] [--strategy NAME] ...`: migrates a
+//! memory image to `pagewire recv` over QUIC with mutual TLS, while a live guest replays a
+//! trace's writes into it in real time.
+//!
+//! The memory is `--image` (a file of whole pages, read once; the file is never written), or,
+//! with `--trace` and no `--image`, the trace's initial image. The guest runs the trace once
+//! from `--start` and then idles; it stops when the session suspends it.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroU32, NonZeroU64};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use pagewire_bench::live::{LiveGuest, LiveSource};
+use pagewire_bench::sim::LinkSpec;
+use pagewire_codec::select::{self, Geometry, LinkEstimate};
+use pagewire_codec::session::{Event, SourceConfig, SourceSession};
+use pagewire_codec::{InMemory, PageSize};
+use pagewire_transport::driver::{DriverConfig, drive_abortable};
+use pagewire_transport::streams::{self, StreamConfig};
+use pagewire_transport::{Dialer, PeerName, RateLimit, Tuning};
+
+use super::CliResult;
+use super::migration_summary::{self, Common};
+use super::peer::{Interrupts, TlsArgs, hang_up, migration_id, page_bar, sent_last_frame};
+use super::units::{parse_duration, parse_size};
+
+/// Pages per page batch.
+const BATCH_PAGES: u32 = 32;
+
+/// Bounds of the bytes taken from the session at once (one queued chunk).
+const MIN_CHUNK: usize = 16 << 10;
+const MAX_CHUNK: usize = 256 << 10;
+
+/// Arguments of `pagewire send`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The destination (`pagewire recv --listen`).
+    #[arg(long)]
+    to: SocketAddr,
+    /// The memory image to migrate, a file of whole pages (with --trace: of the trace's
+    /// geometry).
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// A content trace whose writes the guest replays in real time while it migrates; without
+    /// --image, its initial image is the memory.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Where the guest starts in the trace (earlier epochs are written before the migration).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    start: Duration,
+    /// Page size of an --image without --trace.
+    #[arg(long, value_parser = parse_size, default_value = "4KiB")]
+    page_size: u64,
+    /// The page-selection strategy, with parameters (`precopy:max-rounds=10`).
+    #[arg(long, default_value = "ours")]
+    strategy: String,
+    /// Page streams, besides the control stream.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    streams: u16,
+    /// Rate limit on page bytes (decimal units: 100mbit, 1gbit); default: none.
+    #[arg(long)]
+    rate: Option<LinkSpec>,
+    /// Size of the encoder's cache of last-sent versions.
+    #[arg(long, value_parser = parse_size, default_value = "64MiB")]
+    cache: u64,
+    /// The VM's name: the destination accepts only the VM it reserved for (`recv --vm`).
+    #[arg(long, default_value = "vm")]
+    vm: String,
+    /// The name the destination's certificate must carry.
+    #[arg(long, default_value = "destination")]
+    server_name: PeerName,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// Runs `pagewire send`.
+pub(crate) fn run(args: SendArgs) -> CliResult {
+    let identity = args.tls.identity()?;
+    let (guest, memory) = guest_and_memory(&args)?;
+    let geometry = Geometry {
+        page_count: memory.page_count(),
+        page_size: memory.page_size(),
+    };
+    let spec = match select::parse_list(&args.strategy)?.as_slice() {
+        [spec] => spec.clone(),
+        _ => return Err("--strategy takes one strategy".into()),
+    };
+    let mut config = SourceConfig::new(migration_id(&args.vm), select::build(&spec, geometry)?);
+    config.vm_name = args.vm.clone();
+    config.page_streams = NonZeroU16::new(args.streams).ok_or("--streams must be at least 1")?;
+    config.cache_bytes = args.cache;
+    // A batch is encoded whole when its stream has room: small batches keep the session's
+    // view of what was sent close to what the link took (see the queues below).
+    config.max_batch_pages = NonZeroU32::new(BATCH_PAGES).expect("non-zero");
+    let rate_limit = args
+        .rate
+        .and_then(|link| NonZeroU64::new(link.bytes_per_second))
+        .map(RateLimit::per_second);
+    if let Some(limit) = rate_limit {
+        config.link = LinkEstimate {
+            bytes_per_second: limit.bytes_per_second.get(),
+            rtt: Duration::ZERO,
+        };
+    }
+    // Short queues: the session encodes a page only when its stream has room, so what waits
+    // in a queue counts as sent for the strategy. Two chunks per stream, each about 20 ms of
+    // a rate-limited link (16 KiB to 256 KiB), keep that lag short and still fill the link.
+    let chunk = rate_limit.map_or(MAX_CHUNK, |limit| {
+        (limit.bytes_per_second.get() / 50).clamp(MIN_CHUNK as u64, MAX_CHUNK as u64) as usize
+    });
+    let stream_config = StreamConfig {
+        page_streams: args.streams,
+        rate_limit,
+        send_queue_chunks: 2,
+        ..StreamConfig::default()
+    };
+    let driver_config = DriverConfig { budget: chunk };
+    let interrupts = Interrupts::watch("source")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let local: SocketAddr = if args.to.is_ipv6() {
+            "[::]:0".parse()?
+        } else {
+            "0.0.0.0:0".parse()?
+        };
+        let dialer = Dialer::bind(local, &identity, &Tuning::default())?;
+        let connection = tokio::select! {
+            connected = dialer.connect(args.to, &args.server_name) => connected?,
+            (_, message) = interrupts.wait() => {
+                // The peer may hold a connection already: tell it.
+                dialer.shut_down().await;
+                return Err(message.into());
+            }
+        };
+        let (outbox, inbox) = streams::open(&connection, &stream_config).await?;
+        eprintln!("migrating to {}", connection.remote_address());
+        let epoch = Instant::now();
+        let session = SourceSession::new(config, memory, Duration::ZERO)?;
+        let mut live = LiveSource::new(session, guest);
+        let bar = page_bar(0);
+        let observed = bar.clone();
+        live.observe(Box::new(move |stats| {
+            observed.set_position(stats.pages_sent)
+        }));
+        let (mut suspended_at, mut activated_at) = (None, None);
+        let result = drive_abortable(
+            &mut live,
+            outbox,
+            inbox,
+            epoch,
+            driver_config,
+            |live, now, event| {
+                match event {
+                    Event::RoundStarted {
+                        iteration, planned, ..
+                    } => {
+                        bar.set_length(live.session().stats().pages_sent + planned.0);
+                        bar.set_message(format!("iteration {}", iteration.0));
+                    }
+                    Event::SuspendRequested => {
+                        suspended_at = Some(now);
+                        bar.set_message("stop-and-copy");
+                        return live.suspend(now, Bytes::from(args.vm.clone().into_bytes()));
+                    }
+                    Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
+                    Event::Activated => activated_at = Some(now),
+                    _ => {}
+                }
+                Ok(())
+            },
+            interrupts.wait(),
+        )
+        .await;
+        let total = epoch.elapsed();
+        bar.finish_and_clear();
+        hang_up(&connection, sent_last_frame(&result, false)).await;
+        dialer.shut_down().await;
+        let session = live.session();
+        let stats = session.stats();
+        let common = Common {
+            status: match &result {
+                Ok(()) => "completed".into(),
+                Err(error) => format!("failed: {error}"),
+            },
+            total,
+            downtime: suspended_at.zip(activated_at).map(|(s, a)| a - s),
+            downtime_is: "suspension to activation",
+            bytes_sent: stats.bytes_sent,
+            bytes_received: stats.bytes_received,
+            iterations: stats.iterations,
+        };
+        let guest = live.guest().map(LiveGuest::epochs_landed);
+        print!(
+            "{}",
+            migration_summary::source(&common, &stats, &session.encoder_stats(), guest)
+        );
+        if let Some(failure) = live.guest_failure() {
+            return Err(failure.to_string().into());
+        }
+        result.map_err(Into::into)
+    })
+}
+
+/// The guest (if a trace is given) and the memory to migrate.
+fn guest_and_memory(
+    args: &SendArgs,
+) -> Result<(Option<LiveGuest>, InMemory), Box<dyn std::error::Error>> {
+    match (&args.trace, &args.image) {
+        (Some(trace), image) => {
+            let page_size = pagewire_bench::trace::TraceReader::open(trace)?.page_size();
+            let image = image
+                .as_deref()
+                .map(|path| read_image(path, page_size))
+                .transpose()?;
+            let (guest, memory) = LiveGuest::start(trace, image, args.start)?;
+            Ok((Some(guest), memory))
+        }
+        (None, Some(image)) => {
+            let page_size = u32::try_from(args.page_size)
+                .ok()
+                .and_then(|bytes| PageSize::new(bytes).ok())
+                .ok_or_else(|| format!("--page-size {} is not a page size", args.page_size))?;
+            Ok((None, read_image(image, page_size)?))
+        }
+        (None, None) => Err("give the memory to migrate: --image, --trace, or both".into()),
+    }
+}
+
+/// Reads a memory image of whole pages.
+fn read_image(path: &Path, page_size: PageSize) -> Result<InMemory, Box<dyn std::error::Error>> {
+    let bytes =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    InMemory::from_bytes(page_size, bytes)
+        .map_err(|error| format!("{} is not a memory image: {error}", path.display()).into())
+}

@@ -1,0 +1,306 @@
+//! `pagewire send` and `pagewire recv` as two processes over real QUIC and mutual TLS on
+//! loopback, with certificates from `pagewire certs`: the received file equals the sender's
+//! final image (the trace's image after the epochs the live guest wrote before suspension),
+//! a receiver with another CA is refused with a clear message, and Ctrl-C on the source aborts
+//! with the reason shown on both sides and no file written.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pagewire_bench::trace::content::{ContentMix, ContentModel};
+use pagewire_bench::trace::generators::{GenConfig, HotCold, HotColdShape, generate};
+use pagewire_bench::trace::{ContentMode, Epoch, TraceHeader, TraceReader, TraceWriter};
+use pagewire_codec::{PageCount, PageNumber, PageSize};
+
+/// 256 pages of 4 KiB: 1 MiB.
+const PAGES: u64 = 256;
+const MEMORY: &str = "1MiB";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("pagewire-send-recv-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pagewire() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pagewire"))
+}
+
+/// `pagewire certs` into `dir/pki`.
+fn certs(dir: &Path) -> PathBuf {
+    let pki = dir.join("pki");
+    let made = pagewire()
+        .args(["certs", "--dir"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    pki
+}
+
+/// A hot/cold trace over 1 MiB: 20 epochs of 10 ms, about 10 page writes each.
+fn trace(dir: &Path) -> PathBuf {
+    let path = dir.join("guest.trace");
+    let config = GenConfig {
+        page_size: PageSize::KIB_4,
+        page_count: PageCount(PAGES),
+        interval: Duration::from_millis(10),
+        epochs: 20,
+        content: ContentMode::Full,
+        model: ContentModel::new(3, ContentMix::default(), 64),
+        identical_share: 0.3,
+        seed: 3,
+    };
+    let mut pattern = HotCold::new(
+        config.page_count,
+        config.pages_per_epoch(4e6),
+        HotColdShape::Zipf { exponent: 1.0 },
+    );
+    let header = TraceHeader::new(config.page_size, config.content, config.page_count);
+    let mut writer = TraceWriter::create(&path, header).unwrap();
+    generate(&config, &mut pattern, &mut writer, &mut |_| {}).unwrap();
+    writer.finish().unwrap();
+    path
+}
+
+/// The trace's memory after its first `epochs` epochs.
+fn image_after(trace: &Path, epochs: u64) -> Vec<u8> {
+    let mut reader = TraceReader::open(trace).unwrap();
+    reader.load_initial_image().unwrap();
+    let mut epoch = Epoch::default();
+    for _ in 0..epochs {
+        assert!(reader.next_epoch(&mut epoch).unwrap());
+    }
+    let mut image = Vec::new();
+    for page in 0..PAGES {
+        image.extend_from_slice(reader.page(PageNumber(page)).unwrap());
+    }
+    image
+}
+
+fn tls(pki: &Path, side: &str) -> Vec<String> {
+    let file = |name: String| pki.join(name).to_str().unwrap().to_owned();
+    vec![
+        "--ca".into(),
+        file("ca.pem".into()),
+        "--cert".into(),
+        file(format!("{side}.pem")),
+        "--key".into(),
+        file(format!("{side}.key")),
+    ]
+}
+
+/// A running `pagewire recv`, with its stderr read line by line.
+struct Receiver {
+    child: Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    address: String,
+}
+
+impl Receiver {
+    fn start(pki: &Path, out: &Path) -> Receiver {
+        let mut child = pagewire()
+            .args([
+                "recv",
+                "--listen",
+                "127.0.0.1:0",
+                "--memory",
+                MEMORY,
+                "--out",
+            ])
+            .arg(out)
+            .args(tls(pki, "destination"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let line = next_line(&mut stderr);
+        let address = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("recv said {line:?}"))
+            .to_owned();
+        Receiver {
+            child,
+            stderr,
+            address,
+        }
+    }
+
+    /// Waits for recv to end; its stdout and the rest of its stderr.
+    fn finish(mut self) -> (bool, String, String) {
+        let success = wait(&mut self.child);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stderr, &mut rest).unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        (success, stdout, rest)
+    }
+}
+
+fn next_line(reader: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line.trim_end().to_owned()
+}
+
+/// Waits for `child` (killing it after 30 s); whether it exited successfully.
+fn wait(child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("a pagewire process ran for more than 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn send(pki: &Path, to: &str, trace: &Path, strategy: &str, rate: &str) -> Command {
+    let mut command = pagewire();
+    command
+        .args(["send", "--to", to, "--strategy", strategy, "--streams", "1"])
+        .args(["--rate", rate, "--trace"])
+        .arg(trace)
+        .args(tls(pki, "source"));
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Migrates the trace's guest with `strategy`; the received file must be the trace's image
+/// after the epochs the guest wrote before it was suspended.
+fn migrate(strategy: &str) {
+    let dir = scratch(strategy);
+    let pki = certs(&dir);
+    let trace = trace(&dir);
+    let out = dir.join("received.img");
+    let receiver = Receiver::start(&pki, &out);
+    let sent = send(&pki, &receiver.address, &trace, strategy, "4mbit")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&sent);
+    let (received, recv_stdout, recv_stderr) = receiver.finish();
+    assert!(sent.status.success(), "{strategy}: send failed: {stderr}");
+    assert!(received, "{strategy}: recv failed: {recv_stderr}");
+    for summary in [&stdout, &recv_stdout] {
+        assert!(
+            summary.contains("Migration status: completed"),
+            "{strategy}: {summary}"
+        );
+    }
+    let landed: u64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("guest: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{strategy}: no guest line in {stdout}"));
+    // The first pass alone takes about a second at 4 mbit; the first epoch lands at 10 ms.
+    assert!(landed >= 1, "{strategy}: the guest wrote nothing live");
+    let received = std::fs::read(&out).unwrap();
+    assert!(
+        received == image_after(&trace, landed),
+        "{strategy}: the received memory differs from the source's final memory"
+    );
+    assert!(!dir.join("received.img.partial").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn precopy_and_ours_deliver_the_live_guests_final_memory() {
+    let runs: Vec<_> = ["precopy", "ours"]
+        .into_iter()
+        .map(|strategy| std::thread::spawn(move || migrate(strategy)))
+        .collect();
+    for run in runs {
+        run.join().unwrap();
+    }
+}
+
+#[test]
+fn a_destination_with_another_ca_is_refused_and_writes_nothing() {
+    let dir = scratch("other-ca");
+    let pki = certs(&dir);
+    let other = certs(&dir.join("other"));
+    let trace = trace(&dir);
+    let out = dir.join("received.img");
+    let mut receiver = Receiver::start(&other, &out);
+    let sent = send(&pki, &receiver.address, &trace, "precopy", "4mbit")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&sent);
+    assert!(!sent.status.success());
+    // Both CAs are named alike (`pagewire certs`), so the signature is what fails.
+    assert!(
+        stderr.contains("connection refused: we refused the peer: TLS alert DecryptError")
+            && stderr.contains("does not verify with the configured CA"),
+        "send said: {stderr}"
+    );
+    let line = next_line(&mut receiver.stderr);
+    assert!(
+        line.starts_with("refused a peer: the peer refused us: TLS alert DecryptError"),
+        "recv said {line:?}"
+    );
+    receiver.child.kill().unwrap();
+    receiver.child.wait().unwrap();
+    assert!(!out.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_on_the_source_aborts_with_the_reason_on_both_sides() {
+    let dir = scratch("abort");
+    let pki = certs(&dir);
+    let trace = trace(&dir);
+    let out = dir.join("received.img");
+    let mut receiver = Receiver::start(&pki, &out);
+    let mut sender = send(&pki, &receiver.address, &trace, "precopy", "1mbit")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = next_line(&mut receiver.stderr);
+    assert!(line.starts_with("migrating from"), "recv said {line:?}");
+    // Interrupt once the migration runs (an interrupt while connecting only ends the source).
+    let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
+    let line = next_line(&mut sender_stderr);
+    assert!(line.starts_with("migrating to"), "send said {line:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sender.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let sent_ok = wait(&mut sender);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut sender_stderr, &mut stderr).unwrap();
+    let (received, _, recv_stderr) = receiver.finish();
+    assert!(!sent_ok && !received);
+    assert!(
+        stderr.contains("migration aborted by this side")
+            && stderr.contains("the source was interrupted (SIGINT)"),
+        "send said: {stderr}"
+    );
+    assert!(
+        recv_stderr.contains("the peer aborted")
+            && recv_stderr.contains("the source was interrupted (SIGINT)"),
+        "recv said: {recv_stderr}"
+    );
+    assert!(!out.exists() && !dir.join("received.img.partial").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
