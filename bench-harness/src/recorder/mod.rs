@@ -19,9 +19,11 @@
 //! `--freeze` a scan races with the target, so a page written during the scan may land in this
 //! epoch or the next. Both are stated in the trace's metadata.
 
+pub mod background;
 pub mod maps;
 pub mod overhead;
 pub mod pagemap;
+pub mod phases;
 pub mod session;
 pub mod sink;
 pub mod snapshot;
