@@ -26,7 +26,9 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
 /// Recomputes the checksums and the footer offset wherever the layout allows.
 fn reseal(file: &mut [u8]) {
     let len = file.len();
-    let Some(body_len) = u32_at(file, 12) else { return };
+    let Some(body_len) = u32_at(file, 12) else {
+        return;
+    };
     let header_end = 16 + body_len;
     if header_end + 8 > len {
         return;
@@ -39,7 +41,9 @@ fn reseal(file: &mut [u8]) {
     let footer = len - FOOTER_LEN - TRAILER_LEN;
     let mut block = header_end + 8;
     while block + BLOCK_HEAD <= footer {
-        let Some(compressed) = u32_at(file, block + 8) else { break };
+        let Some(compressed) = u32_at(file, block + 8) else {
+            break;
+        };
         let end = block + BLOCK_HEAD + compressed;
         if end > footer {
             break;
@@ -56,7 +60,9 @@ fn reseal(file: &mut [u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let mut file = rest.to_vec();
     if mode & 1 == 1 {
         reseal(&mut file);
