@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Short runs of every cargo-fuzz target of pagewire-codec (codec/fuzz).
+# Short runs of every cargo-fuzz target: the pagewire-codec decoders (codec/fuzz) and the
+# trace reader of pagewire-bench (bench-harness/fuzz, a crate of its own so that the codec
+# targets do not build the harness's dependencies).
 #
 #   FUZZ_SECONDS=20            seconds per target
-#   FUZZ_TARGETS="frame xbzrle bitmap records"
+#   FUZZ_TARGETS="frame xbzrle bitmap records trace_read"
 #   FUZZ_SANITIZER=address     or none (faster to build, finds fewer bugs)
 #
 # cargo-fuzz passes -Z flags to rustc; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 # them, so no nightly toolchain is needed. New inputs go to a scratch directory; the committed
-# seed corpora (codec/fuzz/corpus/TARGET) are read, never written.
+# seed corpora (FUZZ_CRATE/corpus/TARGET) are read, never written.
 set -euo pipefail
-cd "$(dirname "$0")/../codec/fuzz"
+root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${FUZZ_SECONDS:-20}"
-targets="${FUZZ_TARGETS:-frame xbzrle bitmap records}"
+targets="${FUZZ_TARGETS:-frame xbzrle bitmap records trace_read}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
+
+# The fuzz crate holding a target.
+crate_of() {
+  case "$1" in
+    trace_read) echo "$root/bench-harness/fuzz" ;;
+    *) echo "$root/codec/fuzz" ;;
+  esac
+}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version 0.13.2
@@ -21,8 +31,9 @@ fi
 
 scratch=""
 trap 'rm -rf "$scratch"' EXIT
-cargo fuzz build --sanitizer "$sanitizer"
 for target in $targets; do
+  cd "$(crate_of "$target")"
+  cargo fuzz build --sanitizer "$sanitizer" "$target"
   scratch="$(mktemp -d)"
   echo "== fuzz $target for ${seconds}s"
   cargo fuzz run --sanitizer "$sanitizer" "$target" "$scratch" "corpus/$target" -- \

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Re-records the shipped real traces (see traces/README.md for what each one is).
 # Usage: traces/record.sh [redis|sqlite|python ...]   (default: all three)
-# Needs: redis-server, redis-tools, sqlite3, python3 (Debian packages), root or ptrace access,
+# Needs: redis-server, redis-tools (redis-cli), sqlite3, python3 (Debian packages), root or ptrace access,
 # and a release build of the `pagewire` tool (built here if missing).
 # Environment: TRACKER=uffd (default: exact write tracking, Linux 6.7+) or diff (content
 # diffing); PAGEWIRE=path of the pagewire binary; PYTHON=interpreter (default
@@ -42,13 +42,15 @@ record_redis() {
         --dir "$WORK" >"$WORK/redis.log" 2>&1 &
     server=$!
     until redis-cli -p $port ping >/dev/null 2>&1; do sleep 0.1; done
-    # Load: 20000 keys with 1 KiB values, then warm up under the steady-state mix.
-    redis-benchmark -p $port -q -t set -n 40000 -r 20000 -d 1024 -c 8 >/dev/null
-    redis-benchmark -p $port -q -l -t set,get,incr,lpush,lpop -r 20000 -d 1024 -c 8 -P 1 \
-        >/dev/null 2>&1 &
+    # Load: 10000 JSON user records (about 100 to 2000 bytes each), then every 10 ms a
+    # pipelined batch of 100 commands (SET of new record versions, GET, INCR, LPUSH+LTRIM,
+    # LRANGE). Recording starts after 1 s of the mix.
+    "$PYTHON" traces/redis_load.py --port $port --keys 10000 --batch 100 --pace-ms 10 \
+        --seconds 60 --seed 5 --ready-file "$WORK/redis.ready" &
     load=$!
-    sleep 2
-    record $server 6s redis.trace
+    until [ -e "$WORK/redis.ready" ]; do sleep 0.1; done
+    sleep 1
+    record $server 4s redis.trace
     kill $load; wait $load 2>/dev/null || true
     redis-cli -p $port shutdown nosave >/dev/null 2>&1 || kill $server
     wait $server 2>/dev/null || true

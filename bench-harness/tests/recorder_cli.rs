@@ -37,6 +37,20 @@ fn record_writes_a_readable_trace_with_overhead_metadata() {
     assert!(metadata["snapshot"].starts_with("exact"));
     assert!(metadata["command"].contains("while"));
     assert!(metadata.contains_key("recorder.mean_scan_ms"));
+    // The parts of the scans and the encoder thread's cost are reported.
+    for key in [
+        "recorder.kernel_scan_ms_per_epoch",
+        "recorder.page_reads_us_per_page",
+        "recorder.digest_us_per_page",
+        "recorder.cpu_percent_of_scan",
+        "recorder.mean_sink_ms",
+        "recorder.encoder_cpu_us_per_page",
+    ] {
+        let value: f64 = metadata[key].parse().unwrap();
+        assert!(value >= 0.0, "{key} = {value}");
+    }
+    // The initial image and the epochs went through the encoder thread.
+    assert!(metadata["recorder.encoder_cpu_ms"].parse::<f64>().unwrap() > 0.0);
     let mut epoch = Epoch::default();
     let mut epochs = 0;
     while reader.next_epoch(&mut epoch).unwrap() {

@@ -7,7 +7,9 @@
 //! ([`snapshot`]). Changed pages go into the epoch with their new content; the first scan is the
 //! initial image. Virtual pages get stable trace page numbers as mappings come and go
 //! ([`layout`]). [`session`] runs the epochs, optionally stopping the target during each scan
-//! (`--freeze`), and accounts for the recorder's own cost ([`overhead`]).
+//! (`--freeze`), and accounts for the recorder's own cost ([`overhead`], per part of a scan
+//! in [`phases`]). The trace is encoded on a thread of its own ([`background`]) so that the
+//! scans keep their period.
 //!
 //! Exact write tracking ([`uffd`], `--tracker uffd`) replaces the content comparison: the
 //! kernel reports the pages written since the last scan (userfaultfd write-protection in
@@ -19,9 +21,11 @@
 //! `--freeze` a scan races with the target, so a page written during the scan may land in this
 //! epoch or the next. Both are stated in the trace's metadata.
 
+pub mod background;
 pub mod maps;
 pub mod overhead;
 pub mod pagemap;
+pub mod phases;
 pub mod session;
 pub mod sink;
 pub mod snapshot;

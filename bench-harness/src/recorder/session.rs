@@ -10,6 +10,7 @@ use super::RecorderError;
 use super::layout::Layout;
 use super::maps::{WritableRange, parse_writable_ranges};
 use super::overhead::{OverheadReport, ScanCost};
+use super::phases::{thread_cpu_time, timed_with_cpu};
 use super::sink::{EpochPages, EpochSink};
 use super::snapshot::{ScanCounts, ScanError, Scanner};
 use super::target::{ProcessId, Target, TargetExit};
@@ -365,17 +366,21 @@ impl Recorder {
             Ok(Ok(_)) if self.target.exit().is_some() => Ok(Step::Stopped(
                 StopReason::TargetExited(self.target.exit().expect("exit seen just above")),
             )),
-            Ok(Ok(cost)) => match sink.epoch(offset, &epoch) {
-                Ok(()) => {
-                    self.overhead.add_epoch(cost);
-                    Ok(Step::Recorded(EpochSummary {
-                        index: self.overhead.epochs,
-                        offset,
-                        cost,
-                    }))
+            Ok(Ok(mut cost)) => {
+                match timed_with_cpu(&mut cost.sink_time, &mut cost.sink_cpu, || {
+                    sink.epoch(offset, &epoch)
+                }) {
+                    Ok(()) => {
+                        self.overhead.add_epoch(cost);
+                        Ok(Step::Recorded(EpochSummary {
+                            index: self.overhead.epochs,
+                            offset,
+                            cost,
+                        }))
+                    }
+                    Err(error) => Err(RecorderError::Sink(error)),
                 }
-                Err(error) => Err(RecorderError::Sink(error)),
-            },
+            }
         };
         self.epoch = epoch;
         result
@@ -390,6 +395,8 @@ impl Recorder {
     ) -> Result<Result<ScanCost, StopReason>, RecorderError> {
         let pid = self.target.pid();
         let started = Instant::now();
+        let cpu_started = thread_cpu_time();
+        self.scanner.take_phases();
         let frozen = if self.options.freeze {
             match self.target.freeze() {
                 Ok(frozen) => Some(frozen),
@@ -445,9 +452,15 @@ impl Recorder {
             }
             Err(source) => return Err(RecorderError::Scan { pid, source }),
         };
+        let scan_time = started.elapsed();
+        let mut phases = self.scanner.take_phases();
+        phases.cpu = thread_cpu_time().saturating_sub(cpu_started);
         Ok(Ok(ScanCost {
-            scan_time: started.elapsed(),
+            scan_time,
             frozen_time: frozen_time.unwrap_or_default(),
+            phases,
+            sink_time: Duration::ZERO,
+            sink_cpu: Duration::ZERO,
             counts,
         }))
     }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::time::Instant;
 
 use pagewire_codec::PageNumber;
 use xxhash_rust::xxh3::xxh3_64;
@@ -11,6 +12,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::layout::{Layout, Observation, PageDigest, PageLimitReached};
 use super::maps::{Backing, VirtualPage, WritableRange};
 use super::pagemap::{PagemapReader, Residency};
+use super::phases::{ScanPhases, timed};
 use super::uffd::PageRun;
 
 /// Pages whose pagemap entries are read at once (256 KiB of entries, 128 MiB of memory).
@@ -102,6 +104,7 @@ pub struct Scanner {
     zero_page: Vec<u8>,
     residency: Vec<Residency>,
     buffer: Vec<u8>,
+    phases: ScanPhases,
 }
 
 /// Whether an error reading a range means the range (or the process) went away during the
@@ -135,7 +138,19 @@ impl Scanner {
             zero_page,
             residency: Vec::new(),
             buffer: vec![0; READ_CHUNK_PAGES * page_size],
+            phases: ScanPhases::default(),
         }
+    }
+
+    /// The time spent in each part of the scans since the last call (the CPU time is left to
+    /// the caller), and resets it.
+    pub fn take_phases(&mut self) -> ScanPhases {
+        std::mem::take(&mut self.phases)
+    }
+
+    /// Adds time spent asking the kernel which pages to read (exact write tracking).
+    pub(crate) fn add_kernel_scan(&mut self, time: std::time::Duration) {
+        self.phases.kernel_scan += time;
     }
 
     /// Scans `ranges`, updates `layout`, and passes every page whose content changed since the
@@ -155,10 +170,10 @@ impl Scanner {
             let mut first = range.start.0;
             while first < range.end.0 {
                 let count = (range.end.0 - first).min(PAGEMAP_CHUNK_PAGES);
-                match self
-                    .pagemap
-                    .read(VirtualPage(first), count as usize, &mut self.residency)
-                {
+                let (pagemap, residency) = (&mut self.pagemap, &mut self.residency);
+                match timed(&mut self.phases.kernel_scan, || {
+                    pagemap.read(VirtualPage(first), count as usize, residency)
+                }) {
                     Ok(()) => {}
                     Err(error) if is_vanished_range(&error) => {
                         first += count;
@@ -327,6 +342,7 @@ impl Scanner {
         let bytes = run * self.page_size;
         let mut filled = 0;
         let mut buffer = std::mem::take(&mut self.buffer);
+        let reading = Instant::now();
         while filled < bytes {
             let offset = start.0 * self.page_size as u64 + filled as u64;
             match self.mem.read_at(&mut buffer[filled..bytes], offset) {
@@ -336,6 +352,7 @@ impl Scanner {
                 Err(error) if is_vanished_range(&error) => break,
                 Err(source) => {
                     self.buffer = buffer;
+                    self.phases.page_reads += reading.elapsed();
                     return Err(ScanError::Read {
                         file: "mem",
                         source,
@@ -343,6 +360,8 @@ impl Scanner {
                 }
             }
         }
+        let digesting = Instant::now();
+        self.phases.page_reads += digesting - reading;
         let whole_pages = filled / self.page_size;
         counts.pages_read += whole_pages as u64;
         counts.pages_skipped += (run - whole_pages) as u64;
@@ -357,6 +376,7 @@ impl Scanner {
                 break;
             }
         }
+        self.phases.digest += digesting.elapsed();
         self.buffer = buffer;
         result
     }

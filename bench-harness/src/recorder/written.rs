@@ -5,6 +5,7 @@
 //! after it).
 
 use std::io;
+use std::time::Instant;
 
 use pagewire_codec::PageNumber;
 
@@ -36,7 +37,10 @@ pub(crate) fn scan_written(
     for range in ranges {
         let tracking = if tracker.is_tracked(range) {
             tracked += 1;
-            match tracker.take_written(range, &mut runs.written) {
+            let started = Instant::now();
+            let taken = tracker.take_written(range, &mut runs.written);
+            scanner.add_kernel_scan(started.elapsed());
+            match taken {
                 Ok(tracking) => tracking,
                 Err(error) if is_vanished_range(&error) => {
                     vanished += 1;
@@ -54,7 +58,10 @@ pub(crate) fn scan_written(
         counts.ranges += 1;
         counts.mapped_pages += range.pages();
         counts.add(scanner.record_written(range, &runs.written, layout, emit)?);
-        match tracker.take_absent(range, &mut runs.absent) {
+        let started = Instant::now();
+        let taken = tracker.take_absent(range, &mut runs.absent);
+        scanner.add_kernel_scan(started.elapsed());
+        match taken {
             Ok(()) => counts.add(scanner.record_discarded(
                 range,
                 &runs.absent,

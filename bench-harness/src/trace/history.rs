@@ -52,8 +52,10 @@ impl PageHistory {
         self.hashes.resize(count, self.zero_hash);
         let budget =
             usize::try_from(self.cache_bytes / self.page_size as u64).unwrap_or(usize::MAX);
-        let slots = count.min(budget);
-        if slots > self.tags.len() {
+        if count.min(budget) > self.tags.len() {
+            // Rebuilding moves every cached page, so a memory that grows a little at a time
+            // (a recording) doubles the cache instead of rebuilding it on every growth.
+            let slots = count.max(self.tags.len().saturating_mul(2)).min(budget);
             self.rebuild_cache(slots);
         }
     }
@@ -132,5 +134,16 @@ mod tests {
         history.grow(PageCount(100));
         assert_eq!(history.previous(PageNumber(1)), Some(&page[..]));
         assert_eq!(history.previous(PageNumber(99)), Some(&[0u8; 4096][..]));
+    }
+
+    #[test]
+    fn small_growths_double_the_cache_within_its_budget() {
+        let mut history = PageHistory::new(4096, PageCount(100), 1 << 20);
+        history.grow(PageCount(101));
+        assert_eq!(history.tags.len(), 200);
+        history.grow(PageCount(150));
+        assert_eq!(history.tags.len(), 200, "no rebuild while the pages fit");
+        history.grow(PageCount(201));
+        assert_eq!(history.tags.len(), 256, "capped by the budget of 256 pages");
     }
 }
