@@ -134,7 +134,7 @@ impl InMemory {
 
     /// A memory holding `bytes`, whose length must be a whole number of pages.
     pub fn from_bytes(page_size: PageSize, bytes: Vec<u8>) -> Result<InMemory, MemoryError> {
-        if bytes.len() % page_size.bytes() != 0 {
+        if !bytes.len().is_multiple_of(page_size.bytes()) {
             return Err(MemoryError::WrongLength {
                 expected: page_size.bytes(),
                 actual: bytes.len() % page_size.bytes(),

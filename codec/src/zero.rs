@@ -83,11 +83,10 @@ mod tests {
             set in proptest::option::of((any::<prop::sample::Index>(), 1..=255u8)),
         ) {
             let mut buf = vec![0u8; start + len];
-            if let Some((at, value)) = set {
-                if len > 0 {
+            if let Some((at, value)) = set
+                && len > 0 {
                     buf[start + at.index(len)] = value;
                 }
-            }
             let slice = &buf[start..];
             prop_assert_eq!(is_zero(slice), naive(slice));
         }

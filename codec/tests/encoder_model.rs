@@ -50,7 +50,7 @@ fn content(n: u8) -> Vec<u8> {
     let mut state = 0x2545_f491_4f6c_dd1du64.wrapping_mul(u64::from(n) + 1);
     (0..PAGE)
         .map(|i| {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 b"the quick brown fox "[(i + n as usize) % 20]
             } else {
                 state ^= state << 13;

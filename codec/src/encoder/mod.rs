@@ -267,7 +267,7 @@ impl Encoder {
         out: &mut Vec<PageRecord>,
     ) -> Result<(), WrongPageLength> {
         let page_size = self.config.page_size.bytes();
-        if pages.len() % page_size != 0 {
+        if !pages.len().is_multiple_of(page_size) {
             return Err(WrongPageLength {
                 page: first,
                 expected: page_size,
@@ -354,47 +354,46 @@ impl Encoder {
         let xbzrle_cpu = policy.cpu_seconds(Encoding::Xbzrle, page_size);
         let wants_xbzrle = encodings.contains(Encoding::Xbzrle);
         let wants_xbzrle_lz4 = encodings.contains(Encoding::XbzrleLz4);
-        if (wants_xbzrle || wants_xbzrle_lz4) && worth(&best, 1 + 1 + 1, xbzrle_cpu) {
-            if let Some(old) = self.cache.lookup(page) {
-                match xbzrle::encode(old, bytes, &mut self.delta, self.config.xbzrle_mode) {
-                    Ok(0) => {
-                        // Identical to the version the destination holds.
-                        if let Some(hash) = hash {
-                            self.dedup.page_sent(page, hash);
-                        }
-                        return None;
+        if (wants_xbzrle || wants_xbzrle_lz4)
+            && worth(&best, 1 + 1 + 1, xbzrle_cpu)
+            && let Some(old) = self.cache.lookup(page)
+        {
+            match xbzrle::encode(old, bytes, &mut self.delta, self.config.xbzrle_mode) {
+                Ok(0) => {
+                    // Identical to the version the destination holds.
+                    if let Some(hash) = hash {
+                        self.dedup.page_sent(page, hash);
                     }
-                    Ok(delta_len) => {
-                        if wants_xbzrle {
-                            best.consider(
-                                &policy,
-                                Candidate::Xbzrle { len: delta_len },
-                                1 + varint_len(delta_len as u64) + delta_len,
-                                xbzrle_cpu,
-                            );
-                        }
-                        let lz4_cpu =
-                            xbzrle_cpu + policy.cpu_seconds(Encoding::XbzrleLz4, delta_len);
-                        let header = 1 + varint_len(delta_len as u64);
-                        if wants_xbzrle_lz4
-                            && worth(&best, header + 1 + lz4_min_len(delta_len), lz4_cpu)
-                            && let Some(block) =
-                                self.lz4.compress(&self.delta[..delta_len], delta_len)
-                        {
-                            let len = block.len();
-                            if best.consider(
-                                &policy,
-                                Candidate::XbzrleLz4 { delta_len },
-                                header + varint_len(len as u64) + len,
-                                lz4_cpu,
-                            ) {
-                                self.delta_block.clear();
-                                self.delta_block.extend_from_slice(block);
-                            }
-                        }
-                    }
-                    Err(_) => self.cache.note_give_up(),
+                    return None;
                 }
+                Ok(delta_len) => {
+                    if wants_xbzrle {
+                        best.consider(
+                            &policy,
+                            Candidate::Xbzrle { len: delta_len },
+                            1 + varint_len(delta_len as u64) + delta_len,
+                            xbzrle_cpu,
+                        );
+                    }
+                    let lz4_cpu = xbzrle_cpu + policy.cpu_seconds(Encoding::XbzrleLz4, delta_len);
+                    let header = 1 + varint_len(delta_len as u64);
+                    if wants_xbzrle_lz4
+                        && worth(&best, header + 1 + lz4_min_len(delta_len), lz4_cpu)
+                        && let Some(block) = self.lz4.compress(&self.delta[..delta_len], delta_len)
+                    {
+                        let len = block.len();
+                        if best.consider(
+                            &policy,
+                            Candidate::XbzrleLz4 { delta_len },
+                            header + varint_len(len as u64) + len,
+                            lz4_cpu,
+                        ) {
+                            self.delta_block.clear();
+                            self.delta_block.extend_from_slice(block);
+                        }
+                    }
+                }
+                Err(_) => self.cache.note_give_up(),
             }
         }
 
@@ -415,16 +414,17 @@ impl Encoder {
         }
 
         let zstd_cpu = policy.cpu_seconds(Encoding::Zstd, page_size);
-        if encodings.contains(Encoding::Zstd) && worth(&best, 1 + 1 + ZSTD_MIN_FRAME, zstd_cpu) {
-            if let Some(frame) = self.zstd.compress(bytes, page_size - 1) {
-                let len = frame.len();
-                best.consider(
-                    &policy,
-                    Candidate::Zstd,
-                    1 + varint_len(len as u64) + len,
-                    zstd_cpu,
-                );
-            }
+        if encodings.contains(Encoding::Zstd)
+            && worth(&best, 1 + 1 + ZSTD_MIN_FRAME, zstd_cpu)
+            && let Some(frame) = self.zstd.compress(bytes, page_size - 1)
+        {
+            let len = frame.len();
+            best.consider(
+                &policy,
+                Candidate::Zstd,
+                1 + varint_len(len as u64) + len,
+                zstd_cpu,
+            );
         }
 
         let body = self.materialize(best.candidate, bytes);

@@ -170,10 +170,10 @@ impl Limits {
         }
         if !self.downtime_target.is_zero() {
             let bytes = resend_cost(context.stale, observation.costs);
-            if let Some(time) = observation.link.transfer_time(bytes) {
-                if time + observation.link.rtt <= self.downtime_target {
-                    return Some(StopReason::DowntimeTarget);
-                }
+            if let Some(time) = observation.link.transfer_time(bytes)
+                && time + observation.link.rtt <= self.downtime_target
+            {
+                return Some(StopReason::DowntimeTarget);
             }
         }
         None
@@ -368,11 +368,11 @@ impl<R: RoundRule> Strategy for Iterative<R> {
     }
 
     fn on_suspend(&mut self, dirty: &PageBitmap) {
-        if let Phase::PostCopy(push) = &mut self.phase {
-            if dirty.page_count() == self.geometry.page_count {
-                self.stale.union_with(dirty);
-                push.add_missing(dirty);
-            }
+        if let Phase::PostCopy(push) = &mut self.phase
+            && dirty.page_count() == self.geometry.page_count
+        {
+            self.stale.union_with(dirty);
+            push.add_missing(dirty);
         }
     }
 
