@@ -1,5 +1,5 @@
 //! [`simulate`]: one migration of one trace under one strategy over one link, driven through
-//! the [`Strategy`] trait in the order its module documentation gives.
+//! the [`Strategy`](pagewire_codec::select::Strategy) trait in the order its module documentation gives.
 
 use std::path::Path;
 use std::sync::Arc;

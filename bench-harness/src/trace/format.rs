@@ -1,7 +1,7 @@
 //! Constants of the trace file format, version 1 (see `spec/trace.md`).
 //!
 //! Every multi-byte fixed-width field is little-endian. Variable-length integers are LEB128
-//! (see [`super::bytes`]).
+//! (see `trace::bytes`).
 
 /// The eight bytes every trace file starts with.
 pub const MAGIC: [u8; 8] = *b"pwtrace\0";

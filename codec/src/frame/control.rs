@@ -57,7 +57,7 @@ impl ReservationAnswer {
 
 /// RESUME: the destination continues an interrupted migration (instead of RESERVATION).
 ///
-/// Payload: `next_iteration u64 | bitmap body` (the received set, see [`crate::frame::bitmap`]).
+/// Payload: `next_iteration u64 | bitmap body` (the received set, see the bitmap frames in `spec/wire.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resume {
     /// The iteration number the source uses next (one past the last iteration whose

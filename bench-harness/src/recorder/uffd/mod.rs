@@ -5,7 +5,7 @@
 //! 1. The target creates a userfaultfd in async write-protect mode itself: a userfaultfd
 //!    belongs to the memory of the process that creates it. The preload library ([`preload`],
 //!    loaded with `LD_PRELOAD`) does this when the program starts, and nothing else.
-//! 2. The recorder takes a duplicate of that descriptor with `pidfd_getfd` ([`locate`] finds
+//! 2. The recorder takes a duplicate of that descriptor with `pidfd_getfd` (`locate` finds
 //!    it in `/proc/PID/fd`) and registers the target's writable private ranges for
 //!    write-protection with it, each time a new range appears in `/proc/PID/maps`.
 //! 3. Each epoch, `PAGEMAP_SCAN` on `/proc/PID/pagemap` lists the pages written since the last
