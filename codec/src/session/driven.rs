@@ -47,98 +47,78 @@ pub trait Session {
     fn abort(&mut self, now: Duration, reason: AbortReason, message: String);
 }
 
+/// The trait methods both sessions have as inherent methods of the same name and signature,
+/// forwarded as they are.
+macro_rules! forward_shared_methods {
+    ($session:ident) => {
+        fn poll_transmit(
+            &mut self,
+            now: Duration,
+            stream: StreamId,
+            budget: usize,
+        ) -> Option<Bytes> {
+            $session::poll_transmit(self, now, stream, budget)
+        }
+        fn handle_stream_data(
+            &mut self,
+            now: Duration,
+            stream: StreamId,
+            data: &[u8],
+        ) -> Result<(), SessionError> {
+            $session::handle_stream_data(self, now, stream, data)
+        }
+        fn handle_stream_finished(
+            &mut self,
+            now: Duration,
+            stream: StreamId,
+        ) -> Result<(), SessionError> {
+            $session::handle_stream_finished(self, now, stream)
+        }
+        fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
+            $session::handle_connection_lost(self, now)
+        }
+        fn poll_timeout(&self) -> Option<Duration> {
+            $session::poll_timeout(self)
+        }
+        fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
+            $session::handle_timeout(self, now)
+        }
+        fn poll_event(&mut self) -> Option<Event> {
+            $session::poll_event(self)
+        }
+        fn is_closed(&self) -> bool {
+            $session::is_closed(self)
+        }
+        fn abort(&mut self, now: Duration, reason: AbortReason, message: String) {
+            $session::abort(self, now, reason, message);
+        }
+    };
+}
+
 impl<M: SourceMemory> Session for SourceSession<M> {
+    forward_shared_methods!(SourceSession);
+
     fn outgoing(&self) -> Vec<StreamId> {
         self.streams().collect()
-    }
-    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes> {
-        SourceSession::poll_transmit(self, now, stream, budget)
-    }
-    fn handle_stream_data(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-        data: &[u8],
-    ) -> Result<(), SessionError> {
-        SourceSession::handle_stream_data(self, now, stream, data)
-    }
-    fn handle_stream_finished(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-    ) -> Result<(), SessionError> {
-        SourceSession::handle_stream_finished(self, now, stream)
-    }
-    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
-        SourceSession::handle_connection_lost(self, now)
-    }
-    fn poll_timeout(&self) -> Option<Duration> {
-        SourceSession::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
-        SourceSession::handle_timeout(self, now)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        SourceSession::poll_event(self)
     }
     fn take_error(&mut self) -> Option<SessionError> {
         SourceSession::take_error(self)
     }
-    fn is_closed(&self) -> bool {
-        SourceSession::is_closed(self)
-    }
     fn wants_data(&self, _stream: StreamId) -> bool {
         true
-    }
-    fn abort(&mut self, now: Duration, reason: AbortReason, message: String) {
-        SourceSession::abort(self, now, reason, message);
     }
 }
 
 impl<M: DestinationMemory> Session for DestinationSession<M> {
+    forward_shared_methods!(DestinationSession);
+
     fn outgoing(&self) -> Vec<StreamId> {
         vec![StreamId::Control]
-    }
-    fn poll_transmit(&mut self, now: Duration, stream: StreamId, budget: usize) -> Option<Bytes> {
-        DestinationSession::poll_transmit(self, now, stream, budget)
-    }
-    fn handle_stream_data(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-        data: &[u8],
-    ) -> Result<(), SessionError> {
-        DestinationSession::handle_stream_data(self, now, stream, data)
-    }
-    fn handle_stream_finished(
-        &mut self,
-        now: Duration,
-        stream: StreamId,
-    ) -> Result<(), SessionError> {
-        DestinationSession::handle_stream_finished(self, now, stream)
-    }
-    fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
-        DestinationSession::handle_connection_lost(self, now)
-    }
-    fn poll_timeout(&self) -> Option<Duration> {
-        DestinationSession::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
-        DestinationSession::handle_timeout(self, now)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        DestinationSession::poll_event(self)
     }
     fn take_error(&mut self) -> Option<SessionError> {
         None
     }
-    fn is_closed(&self) -> bool {
-        DestinationSession::is_closed(self)
-    }
     fn wants_data(&self, stream: StreamId) -> bool {
         DestinationSession::wants_data(self, stream)
-    }
-    fn abort(&mut self, now: Duration, reason: AbortReason, message: String) {
-        DestinationSession::abort(self, now, reason, message);
     }
 }
