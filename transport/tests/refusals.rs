@@ -8,11 +8,55 @@ use std::sync::Arc;
 
 use common::{Pki, bounded, connect, dialer, listener, loopback, refusal};
 use pagewire_transport::certs::{CertificateAuthority, Validity};
-use pagewire_transport::{ALPN, ConnectError, Refusal, RefusedBy};
+use pagewire_transport::{ALPN, ConnectError, Refusal, RefusedBy, TlsIdentity};
 use rustls::AlertDescription;
 
 fn tls(alert: AlertDescription, by: RefusedBy) -> Refusal {
     Refusal::Tls { alert, by }
+}
+
+/// Which side refuses the handshake.
+#[derive(Clone, Copy)]
+enum Refuser {
+    Server,
+    Client,
+}
+
+/// Both sides saw the TLS refusal `alert`, each from its own point of view.
+fn assert_refused<T: std::fmt::Debug, U: std::fmt::Debug>(
+    server_saw: Result<T, ConnectError>,
+    client_saw: Result<U, ConnectError>,
+    alert: AlertDescription,
+    refuser: Refuser,
+) {
+    let (server_by, client_by) = match refuser {
+        Refuser::Server => (RefusedBy::Us, RefusedBy::Peer),
+        Refuser::Client => (RefusedBy::Peer, RefusedBy::Us),
+    };
+    assert_eq!(refusal(server_saw), tls(alert, server_by));
+    assert_eq!(refusal(client_saw), tls(alert, client_by));
+}
+
+/// A handshake between a listener with `server` and a dialer with `client`: what the server's
+/// accept gave, and the client's refusal (its connect's error, or the close that followed a
+/// connect the server then refused).
+async fn handshake(
+    server: &TlsIdentity,
+    client: &TlsIdentity,
+) -> (
+    Result<quinn::Connection, ConnectError>,
+    Result<(), ConnectError>,
+) {
+    let server = listener(server);
+    let client = dialer(client);
+    let address = server.local_addr().unwrap();
+    bounded(async {
+        tokio::join!(server.accept(), async {
+            let connection = connect(&client, address).await?;
+            Err(bounded(connection.closed()).await.into())
+        })
+    })
+    .await
 }
 
 #[tokio::test]
@@ -60,57 +104,47 @@ fn client_without_certificate(pki: &Pki, alpn: &[u8]) -> quinn::Endpoint {
     endpoint
 }
 
-/// What the client saw: a refused handshake, or a connection the server closed at once.
-async fn client_refusal(connected: Result<quinn::Connecting, quinn::ConnectError>) -> Refusal {
-    match connected.unwrap().await {
-        Err(error) => refusal::<()>(Err(error.into())),
-        Ok(connection) => refusal::<()>(Err(bounded(connection.closed()).await.into())),
-    }
+/// A handshake between a listener with the destination's identity and a client without a
+/// certificate offering `alpn`: what the server's accept gave, and what the client saw (a
+/// refused handshake, or a connection the server closed at once).
+async fn handshake_without_certificate(
+    pki: &Pki,
+    alpn: &[u8],
+) -> (
+    Result<quinn::Connection, ConnectError>,
+    Result<(), ConnectError>,
+) {
+    let server = listener(&pki.destination_identity());
+    let client = client_without_certificate(pki, alpn);
+    let address = server.local_addr().unwrap();
+    bounded(async {
+        tokio::join!(server.accept(), async {
+            let connection = client.connect(address, "destination").unwrap().await?;
+            Err(bounded(connection.closed()).await.into())
+        })
+    })
+    .await
 }
 
 #[tokio::test]
 async fn client_without_certificate_is_refused_with_certificate_required() {
-    let pki = Pki::new();
-    let server = listener(&pki.destination_identity());
-    let client = client_without_certificate(&pki, ALPN);
-    let address = server.local_addr().unwrap();
-    let (accepted, client_saw) = bounded(async {
-        tokio::join!(
-            server.accept(),
-            client_refusal(client.connect(address, "destination"))
-        )
-    })
-    .await;
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::CertificateRequired, RefusedBy::Us)
-    );
-    assert_eq!(
+    let (accepted, client_saw) = handshake_without_certificate(&Pki::new(), ALPN).await;
+    assert_refused(
+        accepted,
         client_saw,
-        tls(AlertDescription::CertificateRequired, RefusedBy::Peer)
+        AlertDescription::CertificateRequired,
+        Refuser::Server,
     );
 }
 
 #[tokio::test]
 async fn client_offering_another_protocol_version_is_refused() {
-    let pki = Pki::new();
-    let server = listener(&pki.destination_identity());
-    let client = client_without_certificate(&pki, b"pagewire/0");
-    let address = server.local_addr().unwrap();
-    let (accepted, client_saw) = bounded(async {
-        tokio::join!(
-            server.accept(),
-            client_refusal(client.connect(address, "destination"))
-        )
-    })
-    .await;
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::NoApplicationProtocol, RefusedBy::Us)
-    );
-    assert_eq!(
+    let (accepted, client_saw) = handshake_without_certificate(&Pki::new(), b"pagewire/0").await;
+    assert_refused(
+        accepted,
         client_saw,
-        tls(AlertDescription::NoApplicationProtocol, RefusedBy::Peer)
+        AlertDescription::NoApplicationProtocol,
+        Refuser::Server,
     );
 }
 
@@ -121,29 +155,18 @@ async fn client_certificate_from_another_ca_is_refused_with_unknown_ca() {
     let impostor = other_ca.issue(&["source"], Validity::days(1)).unwrap();
     // The impostor trusts the right CA (so it accepts the server) but its own certificate
     // comes from another CA.
-    let impostor_identity = pagewire_transport::TlsIdentity::from_der(
+    let impostor_identity = TlsIdentity::from_der(
         vec![pki.ca.certificate_der()],
         vec![impostor.certificate_der()],
         impostor.key_der(),
     )
     .unwrap();
-    let server = listener(&pki.destination_identity());
-    let client = dialer(&impostor_identity);
-    let address = server.local_addr().unwrap();
-    let (accepted, connected) = bounded(async {
-        tokio::join!(server.accept(), async {
-            let connection = connect(&client, address).await?;
-            Err::<(), _>(bounded(connection.closed()).await.into())
-        })
-    })
-    .await;
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::UnknownCA, RefusedBy::Us)
-    );
-    assert_eq!(
-        refusal(connected),
-        tls(AlertDescription::UnknownCA, RefusedBy::Peer)
+    let (accepted, connected) = handshake(&pki.destination_identity(), &impostor_identity).await;
+    assert_refused(
+        accepted,
+        connected,
+        AlertDescription::UnknownCA,
+        Refuser::Server,
     );
 }
 
@@ -151,18 +174,13 @@ async fn client_certificate_from_another_ca_is_refused_with_unknown_ca() {
 async fn server_certificate_from_another_ca_is_refused_by_the_client() {
     let pki = Pki::new();
     let other = Pki::with_ca_name("another CA");
-    let server = listener(&other.destination_identity());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
     let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    assert_eq!(
-        refusal(connected),
-        tls(AlertDescription::UnknownCA, RefusedBy::Us)
-    );
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::UnknownCA, RefusedBy::Peer)
+        handshake(&other.destination_identity(), &pki.source_identity()).await;
+    assert_refused(
+        accepted,
+        connected,
+        AlertDescription::UnknownCA,
+        Refuser::Client,
     );
 }
 
@@ -171,18 +189,13 @@ async fn server_certificate_from_another_ca_with_the_same_name_fails_its_signatu
     let pki = Pki::new();
     // An impostor CA named like the real one: the chain is built, its signature fails.
     let other = Pki::new();
-    let server = listener(&other.destination_identity());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
     let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    assert_eq!(
-        refusal(connected),
-        tls(AlertDescription::DecryptError, RefusedBy::Us)
-    );
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::DecryptError, RefusedBy::Peer)
+        handshake(&other.destination_identity(), &pki.source_identity()).await;
+    assert_refused(
+        accepted,
+        connected,
+        AlertDescription::DecryptError,
+        Refuser::Client,
     );
 }
 
@@ -190,18 +203,16 @@ async fn server_certificate_from_another_ca_with_the_same_name_fails_its_signatu
 async fn server_with_the_wrong_name_is_refused_by_the_client() {
     let pki = Pki::new();
     let elsewhere = pki.ca.issue(&["elsewhere"], Validity::days(1)).unwrap();
-    let server = listener(&elsewhere.identity(&pki.ca).unwrap());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
-    let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    assert_eq!(
-        refusal(connected),
-        tls(AlertDescription::BadCertificate, RefusedBy::Us)
-    );
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::BadCertificate, RefusedBy::Peer)
+    let (accepted, connected) = handshake(
+        &elsewhere.identity(&pki.ca).unwrap(),
+        &pki.source_identity(),
+    )
+    .await;
+    assert_refused(
+        accepted,
+        connected,
+        AlertDescription::BadCertificate,
+        Refuser::Client,
     );
 }
 
@@ -239,23 +250,16 @@ async fn client_with_the_wrong_name_is_closed_before_any_stream_is_accepted() {
 async fn expired_client_certificate_is_refused_with_certificate_expired() {
     let pki = Pki::new();
     let expired = pki.ca.issue(&["source"], Validity::expired()).unwrap();
-    let server = listener(&pki.destination_identity());
-    let client = dialer(&expired.identity(&pki.ca).unwrap());
-    let address = server.local_addr().unwrap();
-    let (accepted, connected) = bounded(async {
-        tokio::join!(server.accept(), async {
-            let connection = connect(&client, address).await?;
-            Err::<(), _>(bounded(connection.closed()).await.into())
-        })
-    })
+    let (accepted, connected) = handshake(
+        &pki.destination_identity(),
+        &expired.identity(&pki.ca).unwrap(),
+    )
     .await;
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::CertificateExpired, RefusedBy::Us)
-    );
-    assert_eq!(
-        refusal(connected),
-        tls(AlertDescription::CertificateExpired, RefusedBy::Peer)
+    assert_refused(
+        accepted,
+        connected,
+        AlertDescription::CertificateExpired,
+        Refuser::Server,
     );
 }
 
@@ -263,17 +267,12 @@ async fn expired_client_certificate_is_refused_with_certificate_expired() {
 async fn expired_server_certificate_is_refused_by_the_client() {
     let pki = Pki::new();
     let expired = pki.ca.issue(&["destination"], Validity::expired()).unwrap();
-    let server = listener(&expired.identity(&pki.ca).unwrap());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
     let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    assert_eq!(
-        refusal(connected),
-        tls(AlertDescription::CertificateExpired, RefusedBy::Us)
-    );
-    assert_eq!(
-        refusal(accepted),
-        tls(AlertDescription::CertificateExpired, RefusedBy::Peer)
+        handshake(&expired.identity(&pki.ca).unwrap(), &pki.source_identity()).await;
+    assert_refused(
+        accepted,
+        connected,
+        AlertDescription::CertificateExpired,
+        Refuser::Client,
     );
 }
