@@ -29,14 +29,18 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version 0.13.2
 fi
 
+# One target directory for both fuzz crates, so the codec and the dependencies they share
+# are built once.
+fuzz_target_dir="${CARGO_TARGET_DIR:-$root/target}/fuzz"
+
 scratch=""
 trap 'rm -rf "$scratch"' EXIT
 for target in $targets; do
   cd "$(crate_of "$target")"
-  cargo fuzz build --sanitizer "$sanitizer" "$target"
+  cargo fuzz build --target-dir "$fuzz_target_dir" --sanitizer "$sanitizer" "$target"
   scratch="$(mktemp -d)"
   echo "== fuzz $target for ${seconds}s"
-  cargo fuzz run --sanitizer "$sanitizer" "$target" "$scratch" "corpus/$target" -- \
+  cargo fuzz run --target-dir "$fuzz_target_dir" --sanitizer "$sanitizer" "$target" "$scratch" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536
   rm -rf "$scratch"
 done
