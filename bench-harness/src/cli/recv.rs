@@ -4,6 +4,11 @@
 //! are reported and the wait goes on), and writes the memory to `FILE.partial`, renamed to
 //! FILE only once the digests agreed and the VM was activated. Without activation there is no
 //! FILE, and the exit code says so.
+//!
+//! The memory is `FILE.partial` mapped into the process ([`MappedMemory`]): pages are
+//! decoded in place, with no system call per page, and the file's blocks are reserved before
+//! the migration starts, so a full disk refuses the migration instead of failing it halfway.
+//! Nothing else may truncate `FILE.partial` while it is received.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +20,7 @@ use pagewire_codec::memory::{DestinationMemory, MemoryError};
 use pagewire_codec::session::{DestinationConfig, DestinationSession, Event};
 use pagewire_codec::{PageCount, PageNumber, PageSize, Phase};
 use pagewire_transport::driver::{DriverConfig, drive_abortable};
-use pagewire_transport::memory::FileMemory;
+use pagewire_transport::memory::MappedMemory;
 use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{ConnectError, Listener, PeerName, Tuning};
 
@@ -66,7 +71,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
     let partial = partial_path(&args.out);
     let bar = page_bar(page_count.0);
     let memory = Tallied {
-        memory: FileMemory::create(&partial, page_size, page_count)?,
+        memory: MappedMemory::create(&partial, page_size, page_count)?,
         bar: bar.clone(),
     };
     let interrupts = Interrupts::watch("destination")?;
@@ -168,7 +173,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             Err(error) => Err(error.into()),
         }
     });
-    let result: CliResult = outcome.and_then(|memory: FileMemory| {
+    let result: CliResult = outcome.and_then(|memory: MappedMemory| {
         memory.sync()?;
         std::fs::rename(&partial, &args.out)?;
         Ok(())
@@ -187,9 +192,9 @@ fn partial_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The destination memory, counting pages written on the progress bar.
+/// The destination memory, counting pages written (or lent to be written) on the progress bar.
 struct Tallied {
-    memory: FileMemory,
+    memory: MappedMemory,
     bar: ProgressBar,
 }
 
@@ -210,5 +215,11 @@ impl DestinationMemory for Tallied {
         self.memory.write_page(page, bytes)?;
         self.bar.inc(1);
         Ok(())
+    }
+
+    fn page_mut(&mut self, page: PageNumber) -> Result<Option<&mut [u8]>, MemoryError> {
+        let lent = self.memory.page_mut(page)?;
+        self.bar.inc(1);
+        Ok(lent)
     }
 }
