@@ -25,8 +25,8 @@ use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{ConnectError, Listener, PeerName, Tuning};
 
 use super::CliResult;
-use super::migration_summary::{self, Common};
-use super::peer::{Interrupts, TlsArgs, hang_up, migration_id, page_bar, sent_last_frame};
+use super::migration_summary::{Side, Summary, Timeline};
+use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
 use super::units::parse_size;
 
 /// Page streams a source may open.
@@ -118,7 +118,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
         config.vm_name = args.vm.clone();
         config.max_page_streams = MAX_PAGE_STREAMS;
         let mut session = DestinationSession::new(config, memory, Duration::ZERO)?;
-        let (mut stopped_at, mut activated_at, mut device_state) = (None, None, None);
+        let (mut timeline, mut device_state) = (Timeline::default(), None);
         let result = drive_abortable(
             &mut session,
             outbox,
@@ -128,7 +128,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             |_, now, event| {
                 match event {
                     Event::PhaseChanged(Phase::StopAndCopy) => {
-                        stopped_at = Some(now);
+                        timeline.stopped = Some(now);
                         bar.set_message("stop-and-copy");
                     }
                     Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
@@ -136,7 +136,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
                         bar.set_message(format!("iteration {} applied", iteration.0));
                     }
                     Event::DeviceState(state) => device_state = Some(state.len()),
-                    Event::Activated => activated_at = Some(now),
+                    Event::Activated => timeline.activated = Some(now),
                     _ => {}
                 }
                 Ok(())
@@ -144,27 +144,13 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             interrupts.wait(),
         )
         .await;
-        let total = epoch.elapsed();
-        bar.finish_and_clear();
-        hang_up(&connection, sent_last_frame(&result, true)).await;
+        let total = conclude(&connection, &bar, epoch, &result, true).await;
         listener.shut_down().await;
-        let stats = session.stats();
-        let common = Common {
-            status: match &result {
-                Ok(()) => "completed".into(),
-                Err(error) => format!("failed: {error}"),
-            },
-            total,
-            downtime: stopped_at.zip(activated_at).map(|(s, a)| a - s),
-            downtime_is: "SUSPEND received to activation",
-            bytes_sent: stats.bytes_sent,
-            bytes_received: stats.bytes_received,
-            iterations: stats.iterations,
+        let side = Side::Destination {
+            stats: session.stats(),
+            device_state,
         };
-        print!(
-            "{}",
-            migration_summary::destination(&common, &stats, device_state)
-        );
+        print!("{}", Summary::new(&result, total, timeline, side));
         let activated = session.activated();
         let memory = session.into_memory().memory;
         match result {

@@ -30,8 +30,8 @@ use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{Dialer, PeerName, RateLimit, Tuning};
 
 use super::CliResult;
-use super::migration_summary::{self, Common};
-use super::peer::{Interrupts, TlsArgs, hang_up, migration_id, page_bar, sent_last_frame};
+use super::migration_summary::{Side, Summary, Timeline};
+use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
 use super::units::{parse_duration, parse_size};
 
 /// Pages per page batch.
@@ -193,7 +193,7 @@ where
         live.observe(Box::new(move |stats| {
             observed.set_position(stats.pages_sent)
         }));
-        let (mut suspended_at, mut activated_at) = (None, None);
+        let mut timeline = Timeline::default();
         let result = drive_abortable(
             &mut live,
             outbox,
@@ -209,12 +209,12 @@ where
                         bar.set_message(format!("iteration {}", iteration.0));
                     }
                     Event::SuspendRequested => {
-                        suspended_at = Some(now);
+                        timeline.stopped = Some(now);
                         bar.set_message("stop-and-copy");
                         return live.suspend(now, Bytes::from(args.vm.clone().into_bytes()));
                     }
                     Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
-                    Event::Activated => activated_at = Some(now),
+                    Event::Activated => timeline.activated = Some(now),
                     _ => {}
                 }
                 Ok(())
@@ -222,29 +222,15 @@ where
             interrupts.wait(),
         )
         .await;
-        let total = epoch.elapsed();
-        bar.finish_and_clear();
-        hang_up(&connection, sent_last_frame(&result, false)).await;
+        let total = conclude(&connection, &bar, epoch, &result, false).await;
         dialer.shut_down().await;
-        let session = live.session();
-        let stats = session.stats();
-        let common = Common {
-            status: match &result {
-                Ok(()) => "completed".into(),
-                Err(error) => format!("failed: {error}"),
-            },
-            total,
-            downtime: suspended_at.zip(activated_at).map(|(s, a)| a - s),
-            downtime_is: "suspension to activation",
-            bytes_sent: stats.bytes_sent,
-            bytes_received: stats.bytes_received,
-            iterations: stats.iterations,
+        let encoders = live.session().encoder_stats();
+        let side = Side::Source {
+            stats: live.session().stats(),
+            encoders: &encoders,
+            guest: live.guest().map(LiveGuest::epochs_landed),
         };
-        let guest = live.guest().map(LiveGuest::epochs_landed);
-        print!(
-            "{}",
-            migration_summary::source(&common, &stats, &session.encoder_stats(), guest)
-        );
+        print!("{}", Summary::new(&result, total, timeline, side));
         if let Some(failure) = live.guest_failure() {
             return Err(failure.to_string().into());
         }
