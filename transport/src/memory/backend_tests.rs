@@ -1,5 +1,5 @@
-//! The tests every file-backed guest memory passes, written once over [`FileBacked`] and run
-//! by each backend's test module.
+//! The tests every file-backed guest memory passes, written once over [`FileBacked`];
+//! [`file_backed_tests!`] runs them all for one backend.
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -104,3 +104,62 @@ pub(super) fn reads_see_what_another_handle_wrote_to_the_file<M: FileBacked>() {
     assert_eq!(page_of(&memory, PageNumber(0)), [0u8; 4096]);
     std::fs::remove_file(path).unwrap();
 }
+
+/// Implements [`FileBacked`] for `$memory` (from its inherent `create`, `open` and `sync`) and
+/// runs every shared test on it.
+macro_rules! file_backed_tests {
+    ($memory:ident) => {
+        impl $crate::memory::backend_tests::FileBacked for $memory {
+            const NAME: &str = stringify!($memory);
+
+            fn create(
+                path: &std::path::Path,
+                page_size: pagewire_codec::PageSize,
+                count: pagewire_codec::PageCount,
+            ) -> Result<Self, $crate::memory::FileMemoryError> {
+                $memory::create(path, page_size, count)
+            }
+
+            fn open(
+                path: &std::path::Path,
+                page_size: pagewire_codec::PageSize,
+            ) -> Result<Self, $crate::memory::FileMemoryError> {
+                $memory::open(path, page_size)
+            }
+
+            fn sync(&self) -> std::io::Result<()> {
+                $memory::sync(self)
+            }
+        }
+
+        #[test]
+        fn pages_written_are_read_back_from_the_file_and_survive_reopening() {
+            $crate::memory::backend_tests::pages_written_are_read_back_and_survive_reopening::<
+                $memory,
+            >();
+        }
+
+        #[test]
+        fn pages_outside_and_buffers_of_the_wrong_length_are_refused() {
+            $crate::memory::backend_tests::pages_outside_and_buffers_of_the_wrong_length_are_refused::<
+                $memory,
+            >();
+        }
+
+        #[test]
+        fn a_file_of_partial_pages_and_an_oversized_memory_are_refused() {
+            $crate::memory::backend_tests::a_file_of_partial_pages_and_an_oversized_memory_are_refused::<
+                $memory,
+            >();
+        }
+
+        #[test]
+        fn reads_see_what_another_handle_wrote_to_the_file() {
+            $crate::memory::backend_tests::reads_see_what_another_handle_wrote_to_the_file::<
+                $memory,
+            >();
+        }
+    };
+}
+
+pub(super) use file_backed_tests;

@@ -83,46 +83,7 @@ impl DestinationMemory for FileMemory {
 
 #[cfg(test)]
 mod tests {
-    use super::super::backend_tests::{self, FileBacked};
-    use super::*;
+    use super::FileMemory;
 
-    impl FileBacked for FileMemory {
-        const NAME: &str = "file";
-
-        fn create(
-            path: &Path,
-            page_size: PageSize,
-            count: PageCount,
-        ) -> Result<Self, FileMemoryError> {
-            FileMemory::create(path, page_size, count)
-        }
-
-        fn open(path: &Path, page_size: PageSize) -> Result<Self, FileMemoryError> {
-            FileMemory::open(path, page_size)
-        }
-
-        fn sync(&self) -> std::io::Result<()> {
-            FileMemory::sync(self)
-        }
-    }
-
-    #[test]
-    fn pages_written_are_read_back_from_the_file_and_survive_reopening() {
-        backend_tests::pages_written_are_read_back_and_survive_reopening::<FileMemory>();
-    }
-
-    #[test]
-    fn pages_outside_and_buffers_of_the_wrong_length_are_refused() {
-        backend_tests::pages_outside_and_buffers_of_the_wrong_length_are_refused::<FileMemory>();
-    }
-
-    #[test]
-    fn a_file_of_partial_pages_and_an_oversized_memory_are_refused() {
-        backend_tests::a_file_of_partial_pages_and_an_oversized_memory_are_refused::<FileMemory>();
-    }
-
-    #[test]
-    fn reads_see_what_another_handle_wrote_to_the_file() {
-        backend_tests::reads_see_what_another_handle_wrote_to_the_file::<FileMemory>();
-    }
+    super::super::backend_tests::file_backed_tests!(FileMemory);
 }

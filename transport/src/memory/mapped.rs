@@ -142,49 +142,10 @@ impl DestinationMemory for MappedMemory {
 
 #[cfg(test)]
 mod tests {
-    use super::super::backend_tests::{self, FileBacked, page_of, scratch};
+    use super::super::backend_tests::{file_backed_tests, page_of, scratch};
     use super::*;
 
-    impl FileBacked for MappedMemory {
-        const NAME: &str = "mapped";
-
-        fn create(
-            path: &Path,
-            page_size: PageSize,
-            count: PageCount,
-        ) -> Result<Self, FileMemoryError> {
-            MappedMemory::create(path, page_size, count)
-        }
-
-        fn open(path: &Path, page_size: PageSize) -> Result<Self, FileMemoryError> {
-            MappedMemory::open(path, page_size)
-        }
-
-        fn sync(&self) -> std::io::Result<()> {
-            MappedMemory::sync(self)
-        }
-    }
-
-    #[test]
-    fn pages_written_are_read_back_from_the_file_and_survive_reopening() {
-        backend_tests::pages_written_are_read_back_and_survive_reopening::<MappedMemory>();
-    }
-
-    #[test]
-    fn pages_outside_and_buffers_of_the_wrong_length_are_refused() {
-        backend_tests::pages_outside_and_buffers_of_the_wrong_length_are_refused::<MappedMemory>();
-    }
-
-    #[test]
-    fn a_file_of_partial_pages_and_an_oversized_memory_are_refused() {
-        backend_tests::a_file_of_partial_pages_and_an_oversized_memory_are_refused::<MappedMemory>(
-        );
-    }
-
-    #[test]
-    fn reads_see_what_another_handle_wrote_to_the_file() {
-        backend_tests::reads_see_what_another_handle_wrote_to_the_file::<MappedMemory>();
-    }
+    file_backed_tests!(MappedMemory);
 
     #[test]
     fn pages_lent_for_decoding_in_place_are_written_to_the_file() {
