@@ -1,7 +1,7 @@
 //! The live guest of `pagewire send`: a trace's writes replayed in real time into the memory a
 //! source session migrates, and [`LiveSource`], the session the transport's driver runs.
 //!
-//! [`LiveGuest`] lands each epoch when the session clock reaches its time offset (less the
+//! [`GuestTrace`] opens the trace and gives its initial image; [`LiveGuest`] lands each epoch when the session clock reaches its time offset (less the
 //! `start` the guest was pre-rolled to): it copies the epoch's page contents into the
 //! memory and reports every page written (identical rewrites too) to the session with
 //! `on_write`, so the session sees them dirty and sends them again. The guest replays the
@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use pagewire_codec::frame::AbortReason;
 use pagewire_codec::memory::MemoryTooLarge;
-use pagewire_codec::memory::{DestinationMemory, MemoryError};
+use pagewire_codec::memory::{DestinationMemory, MemoryError, SourceMemory};
 use pagewire_codec::session::{Event, Session, SessionError, SourceSession, SourceStats, StreamId};
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
 
@@ -54,6 +54,70 @@ pub enum LiveError {
     },
 }
 
+/// A trace opened for a live guest that has not run yet: it gives the initial image, and
+/// [`run_alone_until`](GuestTrace::run_alone_until) starts the guest in a memory.
+pub struct GuestTrace {
+    reader: TraceReader<BufReader<File>>,
+}
+
+impl GuestTrace {
+    /// Opens the trace at `path`; it must hold page contents.
+    pub fn open(path: &Path) -> Result<GuestTrace, LiveError> {
+        let mut reader = TraceReader::open(path)?;
+        if reader.header().content != ContentMode::Full {
+            return Err(LiveError::NoContent);
+        }
+        reader.load_initial_image()?;
+        Ok(GuestTrace { reader })
+    }
+
+    /// The size of the trace's pages.
+    pub fn page_size(&self) -> PageSize {
+        self.reader.page_size()
+    }
+
+    /// The trace's initial image, as a memory of the trace's geometry.
+    pub fn initial_image(&mut self) -> Result<InMemory, LiveError> {
+        let mut memory = InMemory::new(self.reader.page_size(), self.reader.page_count())?;
+        for n in 0..self.reader.page_count().0 {
+            let page = PageNumber(n);
+            memory.write_page(page, self.reader.page(page)?)?;
+        }
+        Ok(memory)
+    }
+
+    /// Starts the guest in `memory` (which must have the trace's geometry) and runs it alone
+    /// up to trace time `start`: the epochs up to `start` land at once, unreported (they
+    /// happened before the migration), and the rest land at session time `epoch time - start`.
+    pub fn run_alone_until(
+        self,
+        start: Duration,
+        memory: &mut impl DestinationMemory,
+    ) -> Result<LiveGuest, LiveError> {
+        let reader = self.reader;
+        let (page_size, page_count) = (reader.page_size(), reader.page_count());
+        if memory.page_size() != page_size || memory.page_count() != page_count {
+            return Err(LiveError::Geometry {
+                image: memory.page_count(),
+                trace: page_count,
+                page_size,
+            });
+        }
+        let mut guest = LiveGuest {
+            epochs: reader.summary().epochs,
+            reader,
+            next: None,
+            start: Duration::ZERO,
+            landed: 0,
+            suspended: false,
+        };
+        guest.decode_next()?;
+        guest.land_due(start, memory, &mut |_| {})?;
+        guest.start = start;
+        Ok(guest)
+    }
+}
+
 /// A trace replayed in real time into guest memory.
 pub struct LiveGuest {
     reader: TraceReader<BufReader<File>>,
@@ -67,55 +131,6 @@ pub struct LiveGuest {
 }
 
 impl LiveGuest {
-    /// Opens the trace at `path` and makes the guest's memory: `image` if given (it must have
-    /// the trace's geometry), else the trace's initial image. The guest then runs alone up to
-    /// trace time `start` (the epochs up to it land at once, unreported: they happened before
-    /// the migration), and the rest land at session time `epoch time - start`.
-    pub fn start(
-        path: &Path,
-        image: Option<InMemory>,
-        start: Duration,
-    ) -> Result<(LiveGuest, InMemory), LiveError> {
-        let mut reader = TraceReader::open(path)?;
-        if reader.header().content != ContentMode::Full {
-            return Err(LiveError::NoContent);
-        }
-        reader.load_initial_image()?;
-        let (page_size, page_count) = (reader.page_size(), reader.page_count());
-        let mut memory = match image {
-            Some(image) => {
-                if image.page_size() != page_size || image.page_count() != page_count {
-                    return Err(LiveError::Geometry {
-                        image: image.page_count(),
-                        trace: page_count,
-                        page_size,
-                    });
-                }
-                image
-            }
-            None => {
-                let mut memory = InMemory::new(page_size, page_count)?;
-                for n in 0..page_count.0 {
-                    let page = PageNumber(n);
-                    memory.write_page(page, reader.page(page)?)?;
-                }
-                memory
-            }
-        };
-        let mut guest = LiveGuest {
-            epochs: reader.summary().epochs,
-            reader,
-            next: None,
-            start: Duration::ZERO,
-            landed: 0,
-            suspended: false,
-        };
-        guest.decode_next()?;
-        guest.land_due(start, &mut memory, &mut |_| {})?;
-        guest.start = start;
-        Ok((guest, memory))
-    }
-
     /// Session time at which the next epoch lands (`None`: the trace is over, or the guest is
     /// suspended).
     pub fn next_landing(&self) -> Option<Duration> {
@@ -170,17 +185,17 @@ pub type StatsObserver = Box<dyn FnMut(&SourceStats)>;
 /// [`drive`](pagewire_transport::driver::drive) runs for `pagewire send`. Every call that
 /// brings the time lands the epochs due first, and the next landing is a timeout, so the
 /// guest keeps its schedule while the driver waits.
-pub struct LiveSource {
-    session: SourceSession<InMemory>,
+pub struct LiveSource<M: SourceMemory = InMemory> {
+    session: SourceSession<M>,
     guest: Option<LiveGuest>,
     written: Vec<PageNumber>,
     failure: Option<LiveError>,
     observer: Option<StatsObserver>,
 }
 
-impl LiveSource {
+impl<M: SourceMemory + DestinationMemory> LiveSource<M> {
     /// Runs `session` with `guest` writing into its memory (`None`: an idle guest).
-    pub fn new(session: SourceSession<InMemory>, guest: Option<LiveGuest>) -> LiveSource {
+    pub fn new(session: SourceSession<M>, guest: Option<LiveGuest>) -> LiveSource<M> {
         LiveSource {
             session,
             guest,
@@ -196,7 +211,7 @@ impl LiveSource {
     }
 
     /// The session.
-    pub fn session(&self) -> &SourceSession<InMemory> {
+    pub fn session(&self) -> &SourceSession<M> {
         &self.session
     }
 
@@ -244,7 +259,7 @@ impl LiveSource {
     }
 }
 
-impl Session for LiveSource {
+impl<M: SourceMemory + DestinationMemory> Session for LiveSource<M> {
     fn outgoing(&self) -> Vec<StreamId> {
         self.session.streams().collect()
     }
@@ -359,8 +374,12 @@ mod tests {
     #[test]
     fn epochs_land_at_their_time_after_the_start_and_stop_at_suspension() {
         let path = trace("land");
-        let (mut guest, mut memory) =
-            LiveGuest::start(&path, None, Duration::from_millis(20)).unwrap();
+        let mut trace = GuestTrace::open(&path).unwrap();
+        let mut memory = trace.initial_image().unwrap();
+        assert_eq!(memory.as_bytes(), replayed(&path, 0).0.as_slice());
+        let mut guest = trace
+            .run_alone_until(Duration::from_millis(20), &mut memory)
+            .unwrap();
         // Epochs at 10 and 20 ms landed before the migration; the third lands 10 ms in.
         assert_eq!(guest.epochs_landed(), (2, 10));
         assert_eq!(memory.as_bytes(), replayed(&path, 2).0.as_slice());
@@ -395,9 +414,11 @@ mod tests {
     #[test]
     fn an_image_of_another_size_is_refused() {
         let path = trace("geometry");
-        let image = InMemory::new(PageSize::KIB_4, PageCount(PAGES + 1)).unwrap();
+        let mut image = InMemory::new(PageSize::KIB_4, PageCount(PAGES + 1)).unwrap();
         assert!(matches!(
-            LiveGuest::start(&path, Some(image), Duration::ZERO),
+            GuestTrace::open(&path)
+                .unwrap()
+                .run_alone_until(Duration::ZERO, &mut image),
             Err(LiveError::Geometry { .. })
         ));
         std::fs::remove_file(path).unwrap();

@@ -1,6 +1,7 @@
 //! `pagewire send` and `pagewire recv` as two processes over real QUIC and mutual TLS on
-//! loopback, with certificates from `pagewire certs`: the received file equals the sender's
-//! final image (the trace's image after the epochs the live guest wrote before suspension),
+//! loopback, with certificates from `pagewire certs`: for precopy, two-fold, history-majority
+//! and ours, the received file equals the sender's final image (the trace's image after the
+//! epochs the live guest wrote before suspension) and a sent `--image` file is left as it was;
 //! a receiver with another CA is refused with a clear message, and Ctrl-C on the source aborts
 //! with the reason shown on both sides and no file written.
 
@@ -184,17 +185,31 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
+/// Where the sender's memory starts.
+#[derive(Clone, Copy)]
+enum Start {
+    /// The trace's initial image.
+    Trace,
+    /// An `--image` file holding the trace's initial image (mapped by the sender).
+    ImageFile,
+}
+
 /// Migrates the trace's guest with `strategy`; the received file must be the trace's image
 /// after the epochs the guest wrote before it was suspended.
-fn migrate(strategy: &str) {
+fn migrate(strategy: &str, start: Start) {
     let dir = scratch(strategy);
     let pki = certs(&dir);
     let trace = trace(&dir);
     let out = dir.join("received.img");
     let receiver = Receiver::start(&pki, &out);
-    let sent = send(&pki, &receiver.address, &trace, strategy, "4mbit")
-        .output()
-        .unwrap();
+    let mut command = send(&pki, &receiver.address, &trace, strategy, "4mbit");
+    let image = dir.join("guest.img");
+    let initial = image_after(&trace, 0);
+    if let Start::ImageFile = start {
+        std::fs::write(&image, &initial).unwrap();
+        command.arg("--image").arg(&image);
+    }
+    let sent = command.output().unwrap();
     let (stdout, stderr) = text(&sent);
     let (received, recv_stdout, recv_stderr) = receiver.finish();
     assert!(sent.status.success(), "{strategy}: send failed: {stderr}");
@@ -219,18 +234,37 @@ fn migrate(strategy: &str) {
         "{strategy}: the received memory differs from the source's final memory"
     );
     assert!(!dir.join("received.img.partial").exists());
+    if let Start::ImageFile = start {
+        assert!(
+            std::fs::read(&image).unwrap() == initial,
+            "{strategy}: the guest's writes reached the --image file"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn precopy_and_ours_deliver_the_live_guests_final_memory() {
-    let runs: Vec<_> = ["precopy", "ours"]
-        .into_iter()
-        .map(|strategy| std::thread::spawn(move || migrate(strategy)))
+/// Runs the migrations side by side (each waits mostly on its rate-limited link).
+fn migrate_all(runs: &[(&'static str, Start)]) {
+    let runs: Vec<_> = runs
+        .iter()
+        .map(|&(strategy, start)| std::thread::spawn(move || migrate(strategy, start)))
         .collect();
     for run in runs {
         run.join().unwrap();
     }
+}
+
+#[test]
+fn precopy_and_ours_deliver_the_live_guests_final_memory() {
+    migrate_all(&[("precopy", Start::Trace), ("ours", Start::Trace)]);
+}
+
+#[test]
+fn two_fold_and_history_majority_deliver_the_final_memory_of_a_mapped_image() {
+    migrate_all(&[
+        ("two-fold", Start::ImageFile),
+        ("history-majority", Start::ImageFile),
+    ]);
 }
 
 #[test]

@@ -11,8 +11,11 @@
 //!   ([`Outbox`], [`Inbox`]), with an optional [`RateLimit`] on page bytes.
 //! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
 //! - [`memory`]: guest memory for the source ([`memory::SourceMemory`]) and the destination
-//!   (the codec's `DestinationMemory`), in a `Vec` or a file.
-#![forbid(unsafe_code)]
+//!   (the codec's `DestinationMemory`), in a `Vec`, a file, or a mapped file.
+//!
+//! The only `unsafe` code maps a file into memory (`memory/mapping.rs`, the one module
+//! allowed it); everything else is safe code.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "certs")]

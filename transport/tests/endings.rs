@@ -6,14 +6,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Pki, bounded, connect, dialer, listener};
+use common::{bounded, connected, drive_destination};
 use pagewire_codec::frame::{AbortReason, MigrationId, RefusalReason};
 use pagewire_codec::select::{Geometry, build};
 use pagewire_codec::session::{
     DestinationConfig, DestinationSession, SessionError, Side, SourceConfig, SourceSession,
 };
 use pagewire_codec::{InMemory, PageCount, PageSize};
-use pagewire_transport::driver::{DriveError, DriverConfig, drive, drive_abortable};
+use pagewire_transport::Tuning;
+use pagewire_transport::driver::{DriveError, DriverConfig, drive_abortable};
 use pagewire_transport::streams::{self, StreamConfig};
 
 const ID: MigrationId = MigrationId([3; 16]);
@@ -29,13 +30,7 @@ async fn run(
     Result<(), DriveError>,
     DestinationSession<InMemory>,
 ) {
-    let pki = Pki::new();
-    let server = listener(&pki.destination_identity());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
-    let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    let (destination_connection, source_connection) = (accepted.unwrap(), connected.unwrap());
+    let peers = connected(&Tuning::default()).await;
     let geometry = Geometry {
         page_count: PageCount(source_pages),
         page_size: PageSize::KIB_4,
@@ -57,9 +52,7 @@ async fn run(
     };
     let epoch = Instant::now();
     let source_side = async {
-        let (outbox, inbox) = streams::open(&source_connection, &stream_config)
-            .await
-            .unwrap();
+        let (outbox, inbox) = streams::open(&peers.source, &stream_config).await.unwrap();
         let abort = async {
             match abort_after {
                 Some(after) => tokio::time::sleep(after).await,
@@ -83,22 +76,10 @@ async fn run(
         )
         .await
     };
-    let destination_side = async {
-        let (outbox, inbox) = streams::accept(&destination_connection, &stream_config)
-            .await
-            .unwrap();
-        drive(
-            &mut destination,
-            outbox,
-            inbox,
-            epoch,
-            DriverConfig::default(),
-            |_, _, _| Ok(()),
-        )
-        .await
-    };
+    let destination_side =
+        drive_destination(&mut destination, &peers.destination, &stream_config, epoch);
     let (sent, received) = bounded(async { tokio::join!(source_side, destination_side) }).await;
-    source_connection.close(0u32.into(), b"done");
+    peers.source.close(0u32.into(), b"done");
     (sent, received, destination)
 }
 

@@ -8,13 +8,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Pki, bounded, connect, dialer, listener};
+use common::{bounded, connected, drive_destination};
 use pagewire_codec::error::{Error, InvalidMessage};
 use pagewire_codec::frame::{AbortReason, Features, Frame, Hello, Limits, MigrationId, Role};
 use pagewire_codec::session::{DestinationConfig, DestinationSession, SessionError, StreamId};
 use pagewire_codec::{InMemory, PageCount, PageSize, StreamHeader};
-use pagewire_transport::driver::{DriveError, DriverConfig, drive};
-use pagewire_transport::streams::{self, StreamConfig};
+use pagewire_transport::Tuning;
+use pagewire_transport::driver::DriveError;
+use pagewire_transport::streams::StreamConfig;
 
 const ID: MigrationId = MigrationId([9; 16]);
 const PAGES: PageCount = PageCount(16);
@@ -42,13 +43,8 @@ async fn against(
     DestinationSession<InMemory>,
     Vec<Frame>,
 ) {
-    let pki = Pki::new();
-    let server = listener(&pki.destination_identity());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
-    let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    let (destination_connection, hostile) = (accepted.unwrap(), connected.unwrap());
+    let peers = connected(&Tuning::default()).await;
+    let hostile = &peers.source;
     let target = InMemory::new(PageSize::KIB_4, PAGES).unwrap();
     let mut destination =
         DestinationSession::new(DestinationConfig::new(ID), target, Duration::ZERO).unwrap();
@@ -68,20 +64,13 @@ async fn against(
         }
         frames
     };
-    let destination_side = async {
-        let (outbox, inbox) = streams::accept(&destination_connection, &StreamConfig::default())
-            .await
-            .unwrap();
-        drive(
-            &mut destination,
-            outbox,
-            inbox,
-            Instant::now(),
-            DriverConfig::default(),
-            |_, _, _| Ok(()),
-        )
-        .await
-    };
+    let stream_config = StreamConfig::default();
+    let destination_side = drive_destination(
+        &mut destination,
+        &peers.destination,
+        &stream_config,
+        Instant::now(),
+    );
     let (frames, result) = bounded(async { tokio::join!(hostile_side, destination_side) }).await;
     hostile.close(0u32.into(), b"done");
     (result, destination, frames)

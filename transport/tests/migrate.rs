@@ -9,13 +9,14 @@ use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Pki, bounded, connect, dialer, listener};
+use common::{bounded, connected, drive_destination};
 use pagewire_codec::frame::MigrationId;
 use pagewire_codec::select::{Geometry, build};
 use pagewire_codec::session::{
     DestinationConfig, DestinationSession, Event, SourceConfig, SourceSession,
 };
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
+use pagewire_transport::Tuning;
 use pagewire_transport::driver::{DriverConfig, drive};
 use pagewire_transport::streams::{self, StreamConfig};
 
@@ -38,13 +39,7 @@ fn guest() -> InMemory {
 }
 
 async fn migrate(strategy: &str) {
-    let pki = Pki::new();
-    let server = listener(&pki.destination_identity());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
-    let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    let (destination_connection, source_connection) = (accepted.unwrap(), connected.unwrap());
+    let peers = connected(&Tuning::default()).await;
 
     let id = MigrationId([7; 16]);
     let geometry = Geometry {
@@ -65,9 +60,7 @@ async fn migrate(strategy: &str) {
     };
 
     let source_side = async {
-        let (outbox, inbox) = streams::open(&source_connection, &stream_config)
-            .await
-            .unwrap();
+        let (outbox, inbox) = streams::open(&peers.source, &stream_config).await.unwrap();
         let mut rounds = 0u8;
         drive(
             &mut source,
@@ -95,20 +88,8 @@ async fn migrate(strategy: &str) {
         )
         .await
     };
-    let destination_side = async {
-        let (outbox, inbox) = streams::accept(&destination_connection, &stream_config)
-            .await
-            .unwrap();
-        drive(
-            &mut destination,
-            outbox,
-            inbox,
-            epoch,
-            DriverConfig::default(),
-            |_, _, _| Ok(()),
-        )
-        .await
-    };
+    let destination_side =
+        drive_destination(&mut destination, &peers.destination, &stream_config, epoch);
     let (sent, received) = bounded(async { tokio::join!(source_side, destination_side) }).await;
     sent.unwrap();
     received.unwrap();
@@ -120,7 +101,7 @@ async fn migrate(strategy: &str) {
         destination.memory().as_bytes() == source.memory().as_bytes(),
         "{strategy}: the memories differ"
     );
-    source_connection.close(0u32.into(), b"done");
+    peers.source.close(0u32.into(), b"done");
 }
 
 #[tokio::test]

@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Pki, bounded, connect, dialer, listener, loopback, refusal};
+use common::{Pki, bounded, connect, connected, dialer, listener, loopback, refusal};
 use pagewire_transport::certs::{CertificateAuthority, Validity};
-use pagewire_transport::{ALPN, ConnectError, Refusal, RefusedBy, TlsIdentity};
+use pagewire_transport::{ALPN, ConnectError, Refusal, RefusedBy, TlsIdentity, Tuning};
 use rustls::AlertDescription;
 
 fn tls(alert: AlertDescription, by: RefusedBy) -> Refusal {
@@ -61,13 +61,8 @@ async fn handshake(
 
 #[tokio::test]
 async fn peers_with_certificates_from_the_ca_connect_and_exchange_bytes() {
-    let pki = Pki::new();
-    let server = listener(&pki.destination_identity());
-    let client = dialer(&pki.source_identity());
-    let address = server.local_addr().unwrap();
-    let (accepted, connected) =
-        bounded(async { tokio::join!(server.accept(), connect(&client, address)) }).await;
-    let (server_side, client_side) = (accepted.unwrap(), connected.unwrap());
+    let peers = connected(&Tuning::default()).await;
+    let (server_side, client_side) = (&peers.destination, &peers.source);
     assert_eq!(
         client_side
             .handshake_data()

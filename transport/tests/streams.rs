@@ -7,41 +7,25 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Pki, bounded, connect, loopback, name};
+use common::{bounded, connected};
+use pagewire_transport::Tuning;
 use pagewire_transport::streams::{self, Received, StreamConfig, StreamId};
-use pagewire_transport::{Dialer, Listener, Tuning};
-
-/// A connected pair: (destination side, source side), with `tuning` on both.
-async fn pair(tuning: &Tuning) -> (quinn::Connection, quinn::Connection, Listener, Dialer) {
-    let pki = Pki::new();
-    let listener = Listener::bind(
-        loopback(),
-        &pki.destination_identity(),
-        Some(name("source")),
-        tuning,
-    )
-    .unwrap();
-    let dialer = Dialer::bind(loopback(), &pki.source_identity(), tuning).unwrap();
-    let address = listener.local_addr().unwrap();
-    let (accepted, connected) =
-        bounded(async { tokio::join!(listener.accept(), connect(&dialer, address)) }).await;
-    (accepted.unwrap(), connected.unwrap(), listener, dialer)
-}
 
 #[tokio::test]
 async fn every_stream_delivers_its_bytes_in_order_and_finishes() {
-    let (destination, source, _listener, _dialer) = pair(&Tuning::default()).await;
+    let peers = connected(&Tuning::default()).await;
+    let (destination, source) = (&peers.destination, &peers.source);
     let config = StreamConfig {
         page_streams: 3,
         ..StreamConfig::default()
     };
-    let (mut source_out, mut source_in) = streams::open(&source, &config).await.unwrap();
+    let (mut source_out, mut source_in) = streams::open(source, &config).await.unwrap();
     // The destination sees the control stream once bytes are written on it.
     source_out
         .send(StreamId::Control, Bytes::from_static(b"hello"))
         .await
         .unwrap();
-    let (mut destination_out, mut destination_in) = bounded(streams::accept(&destination, &config))
+    let (mut destination_out, mut destination_in) = bounded(streams::accept(destination, &config))
         .await
         .unwrap();
 
@@ -108,7 +92,8 @@ async fn a_destination_that_does_not_read_holds_the_source_back() {
         send_window: u64::from(WINDOW),
         ..Tuning::default()
     };
-    let (destination, source, _listener, _dialer) = pair(&tuning).await;
+    let peers = connected(&tuning).await;
+    let (destination, source) = (&peers.destination, &peers.source);
     let config = StreamConfig {
         page_streams: 1,
         send_queue_chunks: 1,
@@ -116,12 +101,12 @@ async fn a_destination_that_does_not_read_holds_the_source_back() {
         inbox_chunks: 1,
         rate_limit: None,
     };
-    let (mut source_out, _source_in) = streams::open(&source, &config).await.unwrap();
+    let (mut source_out, _source_in) = streams::open(source, &config).await.unwrap();
     source_out
         .send(StreamId::Control, Bytes::from_static(b"hello"))
         .await
         .unwrap();
-    let (_destination_out, mut destination_in) = bounded(streams::accept(&destination, &config))
+    let (_destination_out, mut destination_in) = bounded(streams::accept(destination, &config))
         .await
         .unwrap();
 

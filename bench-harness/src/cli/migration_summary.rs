@@ -1,7 +1,7 @@
 //! The summary `pagewire send` and `recv` print at the end, in the manner of QEMU's
 //! `info migrate`: status, times, bytes, pages per encoding, iterations, cache, throughput.
 
-use std::fmt::Write;
+use std::fmt::{self, Display, Formatter};
 use std::time::Duration;
 
 use pagewire_codec::Encoding;
@@ -10,83 +10,170 @@ use pagewire_codec::session::{DestinationStats, SourceStats};
 
 use super::units::format_bytes;
 
-/// What both sides measure.
-pub(crate) struct Common {
-    /// "completed", or why not.
-    pub(crate) status: String,
-    /// From the first byte to the end.
-    pub(crate) total: Duration,
-    /// From suspension (source) or the start of stop-and-copy (destination) to activation.
-    pub(crate) downtime: Option<Duration>,
-    /// What `downtime` measures, for the reader.
-    pub(crate) downtime_is: &'static str,
-    /// Bytes sent and received on every stream.
-    pub(crate) bytes_sent: u64,
-    /// Bytes received on every stream.
-    pub(crate) bytes_received: u64,
-    /// Iterations completed.
-    pub(crate) iterations: u64,
+/// When the migration stopped the guest and activated it, in session time, as the side saw
+/// it (set from the driver's events).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Timeline {
+    /// Suspension (source) or the start of stop-and-copy (destination).
+    pub(crate) stopped: Option<Duration>,
+    /// Activation.
+    pub(crate) activated: Option<Duration>,
 }
 
-impl Common {
-    fn write(&self, out: &mut String, payload: u64) {
-        let seconds = self.total.as_secs_f64();
-        let _ = writeln!(out, "Migration status: {}", self.status);
-        let _ = writeln!(out, "total time: {:.0} ms", seconds * 1e3);
-        match self.downtime {
-            Some(downtime) => {
-                let _ = writeln!(
-                    out,
-                    "downtime: {:.1} ms ({})",
-                    downtime.as_secs_f64() * 1e3,
-                    self.downtime_is
-                );
-            }
-            None => {
-                let _ = writeln!(out, "downtime: -");
-            }
+/// What one side counted, besides the times.
+pub(crate) enum Side<'a> {
+    /// The source's counters, its encoders' (one per page stream), and the live guest's
+    /// (epochs landed before suspension, epochs in the trace) if one ran.
+    Source {
+        stats: SourceStats,
+        encoders: &'a [EncoderStats],
+        guest: Option<(u64, u64)>,
+    },
+    /// The destination's counters, and the device state's length if it arrived.
+    Destination {
+        stats: DestinationStats,
+        device_state: Option<usize>,
+    },
+}
+
+/// One side's summary of a migration; [`Display`] writes it.
+pub(crate) struct Summary<'a> {
+    /// `None` if the migration completed, else why not.
+    failure: Option<String>,
+    /// From the first byte to the end.
+    total: Duration,
+    timeline: Timeline,
+    side: Side<'a>,
+}
+
+impl<'a> Summary<'a> {
+    /// The summary of a migration that ended with `result` after `total`.
+    pub(crate) fn new<E: Display>(
+        result: &Result<(), E>,
+        total: Duration,
+        timeline: Timeline,
+        side: Side<'a>,
+    ) -> Summary<'a> {
+        Summary {
+            failure: result.as_ref().err().map(ToString::to_string),
+            total,
+            timeline,
+            side,
         }
-        let _ = writeln!(
-            out,
+    }
+
+    /// What the downtime measures, for the reader.
+    fn downtime_is(&self) -> &'static str {
+        match self.side {
+            Side::Source { .. } => "suspension to activation",
+            Side::Destination { .. } => "SUSPEND received to activation",
+        }
+    }
+
+    /// Bytes sent and received on every stream, iterations completed, and the bytes that
+    /// count for throughput (sent by the source, received by the destination).
+    fn counters(&self) -> (u64, u64, u64, u64) {
+        match &self.side {
+            Side::Source { stats, .. } => (
+                stats.bytes_sent,
+                stats.bytes_received,
+                stats.iterations,
+                stats.bytes_sent,
+            ),
+            Side::Destination { stats, .. } => (
+                stats.bytes_sent,
+                stats.bytes_received,
+                stats.iterations,
+                stats.bytes_received,
+            ),
+        }
+    }
+
+    /// Status, times, bytes, throughput and iterations: what both sides show.
+    fn fmt_common(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let seconds = self.total.as_secs_f64();
+        match &self.failure {
+            None => writeln!(f, "Migration status: completed")?,
+            Some(failure) => writeln!(f, "Migration status: failed: {failure}")?,
+        }
+        writeln!(f, "total time: {:.0} ms", seconds * 1e3)?;
+        let downtime = self.timeline.stopped.zip(self.timeline.activated);
+        match downtime.map(|(stopped, activated)| activated.saturating_sub(stopped)) {
+            Some(downtime) => writeln!(
+                f,
+                "downtime: {:.1} ms ({})",
+                downtime.as_secs_f64() * 1e3,
+                self.downtime_is()
+            )?,
+            None => writeln!(f, "downtime: -")?,
+        }
+        let (sent, received, iterations, payload) = self.counters();
+        writeln!(
+            f,
             "bytes on the wire: {} sent, {} received",
-            format_bytes(self.bytes_sent as f64),
-            format_bytes(self.bytes_received as f64)
-        );
+            format_bytes(sent as f64),
+            format_bytes(received as f64)
+        )?;
         let throughput = if seconds > 0.0 {
             payload as f64 * 8.0 / seconds / 1e6
         } else {
             0.0
         };
-        let _ = writeln!(out, "throughput: {throughput:.2} mbps");
-        let _ = writeln!(out, "iterations: {}", self.iterations);
+        writeln!(f, "throughput: {throughput:.2} mbps")?;
+        writeln!(f, "iterations: {iterations}")
     }
 }
 
-/// The source's summary; `encoders` holds one entry per page stream.
-pub(crate) fn source(
-    common: &Common,
+impl Display for Summary<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        self.fmt_common(f)?;
+        match &self.side {
+            Side::Source {
+                stats,
+                encoders,
+                guest,
+            } => fmt_source(f, stats, encoders, *guest),
+            Side::Destination {
+                stats,
+                device_state,
+            } => {
+                writeln!(
+                    f,
+                    "pages applied: {} in {} batches",
+                    stats.pages, stats.batches
+                )?;
+                match device_state {
+                    Some(bytes) => writeln!(f, "device state: {bytes} bytes"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// The source's pages per encoding, cache and guest.
+fn fmt_source(
+    f: &mut Formatter<'_>,
     stats: &SourceStats,
     encoders: &[EncoderStats],
     guest: Option<(u64, u64)>,
-) -> String {
-    let mut out = String::new();
-    common.write(&mut out, common.bytes_sent);
-    let _ = writeln!(out, "pages sent: {}", stats.pages_sent);
+) -> fmt::Result {
+    writeln!(f, "pages sent: {}", stats.pages_sent)?;
     let unchanged: u64 = encoders.iter().map(|e| e.unchanged).sum();
-    let _ = write!(out, "pages per encoding:");
+    write!(f, "pages per encoding:")?;
     for encoding in Encoding::KNOWN {
         let pages: u64 = encoders.iter().map(|e| e.of(encoding).pages).sum();
         let bytes: u64 = encoders.iter().map(|e| e.of(encoding).bytes).sum();
         if pages > 0 {
-            let _ = write!(
-                out,
+            write!(
+                f,
                 " {} {pages} ({})",
                 encoding.name(),
                 format_bytes(bytes as f64)
-            );
+            )?;
         }
     }
-    let _ = writeln!(out, "; unchanged, not sent: {unchanged}");
+    writeln!(f, "; unchanged, not sent: {unchanged}")?;
     let hits: u64 = encoders.iter().map(|e| e.cache.hits).sum();
     let misses: u64 = encoders.iter().map(|e| e.cache.misses).sum();
     let rate = if hits + misses > 0 {
@@ -94,34 +181,15 @@ pub(crate) fn source(
     } else {
         0.0
     };
-    let _ = writeln!(
-        out,
+    writeln!(
+        f,
         "xbzrle cache: {hits} hits, {misses} misses, hit rate {rate:.1}%"
-    );
+    )?;
     if let Some((landed, epochs)) = guest {
-        let _ = writeln!(
-            out,
+        writeln!(
+            f,
             "guest: {landed} of {epochs} trace epochs written before suspension"
-        );
+        )?;
     }
-    out
-}
-
-/// The destination's summary.
-pub(crate) fn destination(
-    common: &Common,
-    stats: &DestinationStats,
-    device_state: Option<usize>,
-) -> String {
-    let mut out = String::new();
-    common.write(&mut out, common.bytes_received);
-    let _ = writeln!(
-        out,
-        "pages applied: {} in {} batches",
-        stats.pages, stats.batches
-    );
-    if let Some(bytes) = device_state {
-        let _ = writeln!(out, "device state: {bytes} bytes");
-    }
-    out
+    Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -84,19 +84,32 @@ impl Interrupts {
     }
 }
 
-/// Closes the connection once the migration is over. The side that sent the last frame
-/// (an ABORT or a refusal of its own, or the destination's ACTIVATED) waits, for a bounded
-/// time, for the peer to read it and hang up first: closing drops unsent stream data.
-pub(crate) async fn hang_up(connection: &quinn::Connection, sent_last_frame: bool) {
-    if sent_last_frame {
+/// Ends a migration that ended with `result`: clears the progress bar, closes the
+/// connection, and returns the time from `epoch` to the end of the migration (before the
+/// hang-up).
+///
+/// The side that sent the last frame (an ABORT or a refusal of its own, or the destination's
+/// ACTIVATED) waits, for a bounded time, for the peer to read it and hang up first: closing
+/// drops unsent stream data.
+pub(crate) async fn conclude(
+    connection: &quinn::Connection,
+    bar: &ProgressBar,
+    epoch: Instant,
+    result: &Result<(), DriveError>,
+    destination: bool,
+) -> Duration {
+    let total = epoch.elapsed();
+    bar.finish_and_clear();
+    if sent_last_frame(result, destination) {
         let _ = tokio::time::timeout(HANG_UP_WAIT, connection.closed()).await;
     }
     connection.close(0u32.into(), b"done");
+    total
 }
 
 /// Whether this side sent the last frame of a migration that ended with `result` (the source
 /// receives the last frame of a successful one).
-pub(crate) fn sent_last_frame(result: &Result<(), DriveError>, destination: bool) -> bool {
+fn sent_last_frame(result: &Result<(), DriveError>, destination: bool) -> bool {
     use pagewire_codec::session::{SessionError, Side};
     match result {
         Ok(()) => destination,

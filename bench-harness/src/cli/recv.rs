@@ -4,6 +4,11 @@
 //! are reported and the wait goes on), and writes the memory to `FILE.partial`, renamed to
 //! FILE only once the digests agreed and the VM was activated. Without activation there is no
 //! FILE, and the exit code says so.
+//!
+//! The memory is `FILE.partial` mapped into the process ([`MappedMemory`]): pages are
+//! decoded in place, with no system call per page, and the file's blocks are reserved before
+//! the migration starts, so a full disk refuses the migration instead of failing it halfway.
+//! Nothing else may truncate `FILE.partial` while it is received.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,13 +20,13 @@ use pagewire_codec::memory::{DestinationMemory, MemoryError};
 use pagewire_codec::session::{DestinationConfig, DestinationSession, Event};
 use pagewire_codec::{PageCount, PageNumber, PageSize, Phase};
 use pagewire_transport::driver::{DriverConfig, drive_abortable};
-use pagewire_transport::memory::FileMemory;
+use pagewire_transport::memory::MappedMemory;
 use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{ConnectError, Listener, PeerName, Tuning};
 
 use super::CliResult;
-use super::migration_summary::{self, Common};
-use super::peer::{Interrupts, TlsArgs, hang_up, migration_id, page_bar, sent_last_frame};
+use super::migration_summary::{Side, Summary, Timeline};
+use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
 use super::units::parse_size;
 
 /// Page streams a source may open.
@@ -66,7 +71,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
     let partial = partial_path(&args.out);
     let bar = page_bar(page_count.0);
     let memory = Tallied {
-        memory: FileMemory::create(&partial, page_size, page_count)?,
+        memory: MappedMemory::create(&partial, page_size, page_count)?,
         bar: bar.clone(),
     };
     let interrupts = Interrupts::watch("destination")?;
@@ -113,7 +118,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
         config.vm_name = args.vm.clone();
         config.max_page_streams = MAX_PAGE_STREAMS;
         let mut session = DestinationSession::new(config, memory, Duration::ZERO)?;
-        let (mut stopped_at, mut activated_at, mut device_state) = (None, None, None);
+        let (mut timeline, mut device_state) = (Timeline::default(), None);
         let result = drive_abortable(
             &mut session,
             outbox,
@@ -123,7 +128,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             |_, now, event| {
                 match event {
                     Event::PhaseChanged(Phase::StopAndCopy) => {
-                        stopped_at = Some(now);
+                        timeline.stopped = Some(now);
                         bar.set_message("stop-and-copy");
                     }
                     Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
@@ -131,7 +136,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
                         bar.set_message(format!("iteration {} applied", iteration.0));
                     }
                     Event::DeviceState(state) => device_state = Some(state.len()),
-                    Event::Activated => activated_at = Some(now),
+                    Event::Activated => timeline.activated = Some(now),
                     _ => {}
                 }
                 Ok(())
@@ -139,27 +144,13 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             interrupts.wait(),
         )
         .await;
-        let total = epoch.elapsed();
-        bar.finish_and_clear();
-        hang_up(&connection, sent_last_frame(&result, true)).await;
+        let total = conclude(&connection, &bar, epoch, &result, true).await;
         listener.shut_down().await;
-        let stats = session.stats();
-        let common = Common {
-            status: match &result {
-                Ok(()) => "completed".into(),
-                Err(error) => format!("failed: {error}"),
-            },
-            total,
-            downtime: stopped_at.zip(activated_at).map(|(s, a)| a - s),
-            downtime_is: "SUSPEND received to activation",
-            bytes_sent: stats.bytes_sent,
-            bytes_received: stats.bytes_received,
-            iterations: stats.iterations,
+        let side = Side::Destination {
+            stats: session.stats(),
+            device_state,
         };
-        print!(
-            "{}",
-            migration_summary::destination(&common, &stats, device_state)
-        );
+        print!("{}", Summary::new(&result, total, timeline, side));
         let activated = session.activated();
         let memory = session.into_memory().memory;
         match result {
@@ -168,7 +159,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             Err(error) => Err(error.into()),
         }
     });
-    let result: CliResult = outcome.and_then(|memory: FileMemory| {
+    let result: CliResult = outcome.and_then(|memory: MappedMemory| {
         memory.sync()?;
         std::fs::rename(&partial, &args.out)?;
         Ok(())
@@ -187,9 +178,9 @@ fn partial_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The destination memory, counting pages written on the progress bar.
+/// The destination memory, counting pages written (or lent to be written) on the progress bar.
 struct Tallied {
-    memory: FileMemory,
+    memory: MappedMemory,
     bar: ProgressBar,
 }
 
@@ -210,5 +201,11 @@ impl DestinationMemory for Tallied {
         self.memory.write_page(page, bytes)?;
         self.bar.inc(1);
         Ok(())
+    }
+
+    fn page_mut(&mut self, page: PageNumber) -> Result<Option<&mut [u8]>, MemoryError> {
+        let lent = self.memory.page_mut(page)?;
+        self.bar.inc(1);
+        Ok(lent)
     }
 }

@@ -2,29 +2,36 @@
 //! memory image to `pagewire recv` over QUIC with mutual TLS, while a live guest replays a
 //! trace's writes into it in real time.
 //!
-//! The memory is `--image` (a file of whole pages, read once; the file is never written), or,
-//! with `--trace` and no `--image`, the trace's initial image. The guest runs the trace once
-//! from `--start` and then idles; it stops when the session suspends it.
+//! The memory is `--image` (a file of whole pages), or, with `--trace` and no `--image`, the
+//! trace's initial image. The guest runs the trace once from `--start` and then idles; it
+//! stops when the session suspends it.
+//!
+//! The image is mapped copy-on-write ([`MappedMemory::copy_on_write`]): pages are read from
+//! the file as the migration reaches them, not all before it starts; the guest's writes stay
+//! in this process and the file is never written. Nothing else may truncate or write the image
+//! while it is sent (a page written by another process is not known to be dirty).
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroU64};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use pagewire_bench::live::{LiveGuest, LiveSource};
+use pagewire_bench::live::{GuestTrace, LiveGuest, LiveSource};
 use pagewire_bench::sim::LinkSpec;
+use pagewire_codec::PageSize;
+use pagewire_codec::memory::{DestinationMemory, SourceMemory};
 use pagewire_codec::select::{self, Geometry, LinkEstimate};
 use pagewire_codec::session::{Event, SourceConfig, SourceSession};
-use pagewire_codec::{InMemory, PageSize};
 use pagewire_transport::driver::{DriverConfig, drive_abortable};
+use pagewire_transport::memory::MappedMemory;
 use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{Dialer, PeerName, RateLimit, Tuning};
 
 use super::CliResult;
-use super::migration_summary::{self, Common};
-use super::peer::{Interrupts, TlsArgs, hang_up, migration_id, page_bar, sent_last_frame};
+use super::migration_summary::{Side, Summary, Timeline};
+use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
 use super::units::{parse_duration, parse_size};
 
 /// Pages per page batch.
@@ -78,11 +85,49 @@ pub(crate) struct SendArgs {
 
 /// Runs `pagewire send`.
 pub(crate) fn run(args: SendArgs) -> CliResult {
+    match (&args.trace, &args.image) {
+        (Some(trace), image) => {
+            let mut trace = GuestTrace::open(trace)?;
+            match image {
+                Some(image) => {
+                    let memory = MappedMemory::copy_on_write(image, trace.page_size())?;
+                    migrate_live(&args, trace, memory)
+                }
+                None => {
+                    let memory = trace.initial_image()?;
+                    migrate_live(&args, trace, memory)
+                }
+            }
+        }
+        (None, Some(image)) => {
+            let page_size = u32::try_from(args.page_size)
+                .ok()
+                .and_then(|bytes| PageSize::new(bytes).ok())
+                .ok_or_else(|| format!("--page-size {} is not a page size", args.page_size))?;
+            migrate(&args, None, MappedMemory::copy_on_write(image, page_size)?)
+        }
+        (None, None) => Err("give the memory to migrate: --image, --trace, or both".into()),
+    }
+}
+
+/// Migrates `memory` with the trace's guest writing into it, from `--start` on.
+fn migrate_live<M>(args: &SendArgs, trace: GuestTrace, mut memory: M) -> CliResult
+where
+    M: SourceMemory + DestinationMemory,
+{
+    let guest = trace.run_alone_until(args.start, &mut memory)?;
+    migrate(args, Some(guest), memory)
+}
+
+/// Migrates `memory`, with `guest` writing into it if there is one.
+fn migrate<M>(args: &SendArgs, guest: Option<LiveGuest>, memory: M) -> CliResult
+where
+    M: SourceMemory + DestinationMemory,
+{
     let identity = args.tls.identity()?;
-    let (guest, memory) = guest_and_memory(&args)?;
     let geometry = Geometry {
-        page_count: memory.page_count(),
-        page_size: memory.page_size(),
+        page_count: SourceMemory::page_count(&memory),
+        page_size: SourceMemory::page_size(&memory),
     };
     let spec = match select::parse_list(&args.strategy)?.as_slice() {
         [spec] => spec.clone(),
@@ -123,7 +168,7 @@ pub(crate) fn run(args: SendArgs) -> CliResult {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    runtime.block_on(async {
         let local: SocketAddr = if args.to.is_ipv6() {
             "[::]:0".parse()?
         } else {
@@ -148,7 +193,7 @@ pub(crate) fn run(args: SendArgs) -> CliResult {
         live.observe(Box::new(move |stats| {
             observed.set_position(stats.pages_sent)
         }));
-        let (mut suspended_at, mut activated_at) = (None, None);
+        let mut timeline = Timeline::default();
         let result = drive_abortable(
             &mut live,
             outbox,
@@ -164,12 +209,12 @@ pub(crate) fn run(args: SendArgs) -> CliResult {
                         bar.set_message(format!("iteration {}", iteration.0));
                     }
                     Event::SuspendRequested => {
-                        suspended_at = Some(now);
+                        timeline.stopped = Some(now);
                         bar.set_message("stop-and-copy");
                         return live.suspend(now, Bytes::from(args.vm.clone().into_bytes()));
                     }
                     Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
-                    Event::Activated => activated_at = Some(now),
+                    Event::Activated => timeline.activated = Some(now),
                     _ => {}
                 }
                 Ok(())
@@ -177,65 +222,18 @@ pub(crate) fn run(args: SendArgs) -> CliResult {
             interrupts.wait(),
         )
         .await;
-        let total = epoch.elapsed();
-        bar.finish_and_clear();
-        hang_up(&connection, sent_last_frame(&result, false)).await;
+        let total = conclude(&connection, &bar, epoch, &result, false).await;
         dialer.shut_down().await;
-        let session = live.session();
-        let stats = session.stats();
-        let common = Common {
-            status: match &result {
-                Ok(()) => "completed".into(),
-                Err(error) => format!("failed: {error}"),
-            },
-            total,
-            downtime: suspended_at.zip(activated_at).map(|(s, a)| a - s),
-            downtime_is: "suspension to activation",
-            bytes_sent: stats.bytes_sent,
-            bytes_received: stats.bytes_received,
-            iterations: stats.iterations,
+        let encoders = live.session().encoder_stats();
+        let side = Side::Source {
+            stats: live.session().stats(),
+            encoders: &encoders,
+            guest: live.guest().map(LiveGuest::epochs_landed),
         };
-        let guest = live.guest().map(LiveGuest::epochs_landed);
-        print!(
-            "{}",
-            migration_summary::source(&common, &stats, &session.encoder_stats(), guest)
-        );
+        print!("{}", Summary::new(&result, total, timeline, side));
         if let Some(failure) = live.guest_failure() {
             return Err(failure.to_string().into());
         }
         result.map_err(Into::into)
     })
-}
-
-/// The guest (if a trace is given) and the memory to migrate.
-fn guest_and_memory(
-    args: &SendArgs,
-) -> Result<(Option<LiveGuest>, InMemory), Box<dyn std::error::Error>> {
-    match (&args.trace, &args.image) {
-        (Some(trace), image) => {
-            let page_size = pagewire_bench::trace::TraceReader::open(trace)?.page_size();
-            let image = image
-                .as_deref()
-                .map(|path| read_image(path, page_size))
-                .transpose()?;
-            let (guest, memory) = LiveGuest::start(trace, image, args.start)?;
-            Ok((Some(guest), memory))
-        }
-        (None, Some(image)) => {
-            let page_size = u32::try_from(args.page_size)
-                .ok()
-                .and_then(|bytes| PageSize::new(bytes).ok())
-                .ok_or_else(|| format!("--page-size {} is not a page size", args.page_size))?;
-            Ok((None, read_image(image, page_size)?))
-        }
-        (None, None) => Err("give the memory to migrate: --image, --trace, or both".into()),
-    }
-}
-
-/// Reads a memory image of whole pages.
-fn read_image(path: &Path, page_size: PageSize) -> Result<InMemory, Box<dyn std::error::Error>> {
-    let bytes =
-        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    InMemory::from_bytes(page_size, bytes)
-        .map_err(|error| format!("{} is not a memory image: {error}", path.display()).into())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use pagewire_codec::PageNumber;
 
 use super::phases::thread_cpu_time;
-use super::sink::{EpochPages, EpochSink};
+use super::sink::{EpochPages, EpochSink, HeldImage};
 
 /// Epochs that may wait for the encoder before the recording thread waits too.
 pub const QUEUED_EPOCHS: usize = 2;
@@ -60,7 +60,7 @@ impl EncoderReport {
 /// An [`EpochSink`] that forwards to `S` on a worker thread.
 pub struct BackgroundSink<S> {
     page_size: usize,
-    initial: Option<EpochPages>,
+    initial: HeldImage,
     sender: Option<SyncSender<Message>>,
     recycled: Receiver<EpochPages>,
     worker: Option<JoinHandle<io::Result<(S, EncoderReport)>>>,
@@ -77,7 +77,7 @@ impl<S: EpochSink + Send + 'static> BackgroundSink<S> {
             .spawn(move || encode(inner, receiver, recycle))?;
         Ok(Self {
             page_size,
-            initial: Some(EpochPages::new(page_size)),
+            initial: HeldImage::new(page_size),
             sender: Some(sender),
             recycled,
             worker: Some(worker),
@@ -158,15 +158,7 @@ fn encode<S: EpochSink>(
 
 impl<S: EpochSink + Send + 'static> EpochSink for BackgroundSink<S> {
     fn initial_page(&mut self, page: PageNumber, content: &[u8]) -> io::Result<()> {
-        match &mut self.initial {
-            Some(initial) => {
-                initial.push(page, content);
-                Ok(())
-            }
-            None => Err(io::Error::other(
-                "initial pages must come before the first epoch",
-            )),
-        }
+        self.initial.push(page, content)
     }
 
     fn epoch(&mut self, offset: Duration, pages: &EpochPages) -> io::Result<()> {

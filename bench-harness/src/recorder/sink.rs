@@ -55,6 +55,36 @@ impl EpochPages {
     }
 }
 
+/// The initial image a sink holds until the first epoch (or the end), then hands on once:
+/// initial pages that come after that are refused.
+#[derive(Debug)]
+pub(crate) struct HeldImage(Option<EpochPages>);
+
+impl HeldImage {
+    /// An empty image of pages of `page_size` bytes.
+    pub(crate) fn new(page_size: usize) -> HeldImage {
+        HeldImage(Some(EpochPages::new(page_size)))
+    }
+
+    /// Adds a page, unless the image was taken already.
+    pub(crate) fn push(&mut self, page: PageNumber, content: &[u8]) -> io::Result<()> {
+        match &mut self.0 {
+            Some(image) => {
+                image.push(page, content);
+                Ok(())
+            }
+            None => Err(io::Error::other(
+                "initial pages must come before the first epoch",
+            )),
+        }
+    }
+
+    /// The image, the first time only.
+    pub(crate) fn take(&mut self) -> Option<EpochPages> {
+        self.0.take()
+    }
+}
+
 /// Receives a recording as it is made.
 pub trait EpochSink {
     /// A page of the initial image (pages never given are zeros).
@@ -94,5 +124,23 @@ impl EpochSink for MemorySink {
             pages: pages.clone(),
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_image_is_handed_on_once_and_then_refuses_pages() {
+        let mut held = HeldImage::new(4);
+        held.push(PageNumber(2), &[1, 2, 3, 4]).unwrap();
+        let image = held.take().unwrap();
+        assert_eq!(
+            image.iter().collect::<Vec<_>>(),
+            [(PageNumber(2), &[1u8, 2, 3, 4][..])]
+        );
+        assert!(held.take().is_none());
+        assert!(held.push(PageNumber(3), &[0; 4]).is_err());
     }
 }

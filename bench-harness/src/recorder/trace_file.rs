@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pagewire_codec::{PageCount, PageNumber};
 
-use super::sink::{EpochPages, EpochSink};
+use super::sink::{EpochPages, EpochSink, HeldImage};
 use crate::trace::{TraceSummary, TraceWriteError, TraceWriter};
 
 /// An [`EpochSink`] that writes into a [`TraceWriter`] whose header was created with a page
@@ -16,7 +16,7 @@ use crate::trace::{TraceSummary, TraceWriteError, TraceWriter};
 /// know it before it takes a page.
 pub struct TraceFileSink<W: Write> {
     writer: TraceWriter<W>,
-    initial: Option<EpochPages>,
+    initial: HeldImage,
     page_count: u64,
 }
 
@@ -27,7 +27,7 @@ impl<W: Write> TraceFileSink<W> {
         Self {
             page_count: writer.header().page_count.0,
             writer,
-            initial: Some(EpochPages::new(page_size)),
+            initial: HeldImage::new(page_size),
         }
     }
 
@@ -69,15 +69,7 @@ fn to_io(error: TraceWriteError) -> io::Error {
 
 impl<W: Write> EpochSink for TraceFileSink<W> {
     fn initial_page(&mut self, page: PageNumber, content: &[u8]) -> io::Result<()> {
-        match &mut self.initial {
-            Some(initial) => {
-                initial.push(page, content);
-                Ok(())
-            }
-            None => Err(io::Error::other(
-                "initial pages must come before the first epoch",
-            )),
-        }
+        self.initial.push(page, content)
     }
 
     fn epoch(&mut self, offset: Duration, pages: &EpochPages) -> io::Result<()> {

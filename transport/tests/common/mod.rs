@@ -1,11 +1,16 @@
-//! Shared by the integration tests: certificates made with rcgen, and endpoints on loopback.
+//! Shared by the integration tests: certificates made with rcgen, endpoints and connected
+//! peers on loopback, and a destination driven over a connection.
 #![allow(dead_code)] // each test file uses a different part
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use pagewire_codec::memory::DestinationMemory;
+use pagewire_codec::session::DestinationSession;
 use pagewire_transport::certs::{CertificateAuthority, IssuedCertificate, Validity};
+use pagewire_transport::driver::{DriveError, DriverConfig, drive};
+use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{ConnectError, Dialer, Listener, PeerName, Refusal, TlsIdentity, Tuning};
 
 /// A CA and the two peers' certificates, as `pagewire certs` makes them.
@@ -84,4 +89,57 @@ pub async fn connect(
     address: SocketAddr,
 ) -> Result<quinn::Connection, ConnectError> {
     client.connect(address, &name("destination")).await
+}
+
+/// A source and a destination connected over QUIC with mutual TLS on loopback, and their
+/// endpoints (kept as long as the connections).
+pub struct Connected {
+    /// The destination's end (the listener accepted it).
+    pub destination: quinn::Connection,
+    /// The source's end (the dialer connected it).
+    pub source: quinn::Connection,
+    pub listener: Listener,
+    pub dialer: Dialer,
+}
+
+/// Connects a source to a destination with certificates from a fresh CA, `tuning` on both.
+pub async fn connected(tuning: &Tuning) -> Connected {
+    let pki = Pki::new();
+    let listener = Listener::bind(
+        loopback(),
+        &pki.destination_identity(),
+        Some(name("source")),
+        tuning,
+    )
+    .unwrap();
+    let dialer = Dialer::bind(loopback(), &pki.source_identity(), tuning).unwrap();
+    let address = listener.local_addr().unwrap();
+    let (accepted, connected) =
+        bounded(async { tokio::join!(listener.accept(), connect(&dialer, address)) }).await;
+    Connected {
+        destination: accepted.unwrap(),
+        source: connected.unwrap(),
+        listener,
+        dialer,
+    }
+}
+
+/// Drives `destination` over the streams the source opens on `connection`, answering no
+/// event, with session time counted from `epoch`.
+pub async fn drive_destination<M: DestinationMemory>(
+    destination: &mut DestinationSession<M>,
+    connection: &quinn::Connection,
+    config: &StreamConfig,
+    epoch: Instant,
+) -> Result<(), DriveError> {
+    let (outbox, inbox) = streams::accept(connection, config).await.unwrap();
+    drive(
+        destination,
+        outbox,
+        inbox,
+        epoch,
+        DriverConfig::default(),
+        |_, _, _| Ok(()),
+    )
+    .await
 }
