@@ -5,7 +5,9 @@
 //!
 //! `cargo bench -p pagewire-bench --bench sim_scale` (a plain `main`, no criterion: each run
 //! takes seconds). Options after `--`: `--gib N` (largest memory, default 16), `--epochs N`
-//! (default 1 000), `--threads N` (default: rayon's, one per core).
+//! (default 1 000), `--threads N` (default: rayon's, one per core), `--start-ms N` (trace time
+//! at which the migration starts, default 0; with a start, the 1 s before it is the dirty-log
+//! window the history strategies see, e.g. lru-order's first-pass order).
 //!
 //! Workload (the same at every memory size): epochs every 50 ms; each writes a hot set of 2 000
 //! pages and the next 2 000 pages of a sweep over the first 64 Ki pages (256 MiB; about
@@ -38,6 +40,7 @@ struct Options {
     gib: u64,
     epochs: u64,
     threads: Option<usize>,
+    start: Duration,
 }
 
 fn options() -> Options {
@@ -45,6 +48,7 @@ fn options() -> Options {
         gib: 16,
         epochs: 1_000,
         threads: None,
+        start: Duration::ZERO,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -54,6 +58,7 @@ fn options() -> Options {
             ("--gib", Some(v)) if v >= 2 => options.gib = v,
             ("--epochs", Some(v)) if v >= 1 => options.epochs = v,
             ("--threads", Some(v)) if v >= 1 => options.threads = usize::try_from(v).ok(),
+            ("--start-ms", Some(v)) => options.start = Duration::from_millis(v),
             // cargo bench passes --bench; anything else is ignored too.
             _ => {
                 i += 1;
@@ -144,8 +149,11 @@ struct Measured {
     simulated: f64,
 }
 
-fn run(trace: &Path, timeline: &Arc<Timeline>, name: &str, gib: u64) -> Measured {
-    let config = SimConfig::new("10gbit".parse::<LinkSpec>().expect("a link"));
+fn run(trace: &Path, timeline: &Arc<Timeline>, name: &str, gib: u64, start: Duration) -> Measured {
+    let config = SimConfig {
+        start,
+        ..SimConfig::new("10gbit".parse::<LinkSpec>().expect("a link"))
+    };
     let spec = name.parse().expect("a registered strategy");
     let first_pass_end = Arc::new(Mutex::new(None));
     let started = Instant::now();
@@ -206,14 +214,16 @@ fn main() {
     let started = Instant::now();
     let measured: Vec<Measured> = jobs
         .par_iter()
-        .map(|&(t, name)| run(&traces[t].1, &traces[t].2, name, traces[t].0))
+        .map(|&(t, name)| run(&traces[t].1, &traces[t].2, name, traces[t].0, options.start))
         .collect();
     let wall = started.elapsed();
     println!(
-        "{} epochs of {} ms, {} pages written each, 10gbit; wall seconds (threads: {})",
+        "{} epochs of {} ms, {} pages written each, 10gbit, start at {} ms; wall seconds \
+         (threads: {})",
         options.epochs,
         EPOCH.as_millis(),
         HOT_PAGES + SWEEP_PAGES,
+        options.start.as_millis(),
         rayon::current_num_threads()
     );
     println!(

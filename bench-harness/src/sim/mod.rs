@@ -14,6 +14,8 @@
 //! - [`metrics`]: what a run measured ([`RunResult`]).
 //! - [`run`]: [`simulate`], the driver: it calls the strategy through
 //!   [`pagewire_codec::select::Strategy`] exactly as that trait documents.
+//! - [`lockstep`]: the seed papers' round-synchronous model (one trace epoch per round, no
+//!   clock), for set-ups the time-driven driver cannot reproduce.
 //!
 //! Time line of a run: the source's HELLO and a round trip (the destination's HELLO and
 //! RESERVATION); live rounds as the strategy plans them, each an ITERATION_START, page batches
@@ -23,9 +25,33 @@
 //! DEVICE_STATE, the deferred-pages BITMAP, POSTCOPY_BEGIN, a round trip, the guest resumes at
 //! the destination; then an iteration pushing the missing pages, where a guest write to a
 //! missing page is a fault; then the commit).
+//!
+//! # Strategies yes, sessions not yet
+//! The driver runs the same strategy code as the live transport, and every frame it charges
+//! is sized by the codec's own frame encoder; it does not run the session state machines
+//! (`pagewire_codec::session`). Their public API would allow it for strategies that end in
+//! stop-and-copy: poll each stream a batch at a time, charge the bytes to the [`LinkClock`],
+//! hand the destination's frames back a round trip later, land the trace's epochs between
+//! polls (`memory_mut` and `mark_dirty`), answer `SuspendRequested` with `suspended`, and
+//! compare both memories at the end. What stands in the way of switching:
+//! - content-less traces (the size model: `sim_scale`, `pagewire scenarios`) have no bytes
+//!   for a session to read; the sessions would send them as zero runs;
+//! - memory: a session owns its guest memory and reads it through `&self`, while the trace
+//!   image ([`crate::trace::TraceReader::page`]) needs `&mut` (it decodes lazily), so the
+//!   guest needs a second full copy or an adapter with interior mutability, and the
+//!   destination a third: two to three times the memory per run, times rayon's parallel runs;
+//! - post-copy (and hybrid, which ends in it) is refused by the source session
+//!   (`Unsupported("post-copy")`);
+//! - metrics: the sessions count bytes per stream, not page data against control, nor the
+//!   per-page resend costs and per-round figures [`RunResult`] reports; that needs either
+//!   decoding the session's frames again or new counters in `SourceStats` (a public API
+//!   change);
+//! - the session plans the next round when the round's last batch is encoded, not when it
+//!   has crossed the link: with a poll budget of one batch the two differ by one batch.
 
 pub mod guest;
 pub mod link;
+pub mod lockstep;
 pub mod metrics;
 pub mod run;
 pub mod sender;
@@ -34,6 +60,7 @@ pub mod wire;
 
 pub use guest::Guest;
 pub use link::{LinkClock, LinkSpec};
+pub use lockstep::{LockstepError, LockstepResult, lockstep};
 pub use metrics::{EncoderSummary, RoundStat, RunResult};
 pub use run::{SimConfig, SimError, geometry_of, simulate, simulate_with};
 pub use timeline::Timeline;
