@@ -329,7 +329,15 @@ pub async fn open(
         .map(|(index, send)| {
             let stream = StreamId::Page(index as u16);
             let abandoned = Some(abandoned.clone());
-            spawn_writer(&mut writers, &room, stream, send, pacer.clone(), abandoned, config)
+            spawn_writer(
+                &mut writers,
+                &room,
+                stream,
+                send,
+                pacer.clone(),
+                abandoned,
+                config,
+            )
         })
         .collect();
     let mut readers = JoinSet::new();
