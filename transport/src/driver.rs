@@ -7,11 +7,33 @@
 //!    encodes pages only then, so a full queue (a slow link or a slow destination) stops the
 //!    encoding: memory stays bounded.
 //! 2. Hand every event to the caller (the source suspends the guest on `SuspendRequested`).
-//! 3. Stop when the session is closed: finish the streams, wait for the writers.
+//! 3. Stop when the session is closed: finish the streams, wait for the writers. A migration
+//!    that failed (abort, refusal, error) resets its page streams instead
+//!    ([`Outbox::abandon_pages`]): only the control stream, which carries the ABORT, is
+//!    drained. The peer takes a page stream reset that way as that stream's early end.
 //! 4. Otherwise wait for whichever comes first: bytes on a stream the session wants
 //!    ([`Inbox::recv_from`] with `wants_data`, so a stream held by an iteration barrier stays
 //!    unread and its sender is slowed by flow control), room in a queue, or the session's
 //!    timeout.
+//!
+//! **What "sent" means.** A session counts a page (`pages_sent`) and its bytes (`bytes_sent`)
+//! when `poll_transmit` returns them, and the driver queues them at once: the counters run
+//! ahead of what quinn holds by at most [`StreamConfig::send_queue_chunks`] chunks of
+//! [`DriverConfig::budget`] bytes per stream, and ahead of what the peer acknowledged by
+//! quinn's send window ([`Tuning::send_window`]) on top. A progress bar fed by them shows
+//! pages encoded and committed to the connection, not pages delivered.
+//!
+//! **Threads.** Encoding (source) and decoding (destination) run in `poll_transmit` and
+//! `handle_stream_data`, on the task that runs the driver; the stream writers and readers and
+//! quinn's own tasks run where [`streams::open`]/[`streams::accept`] were called. Run the
+//! driver on another thread than the connection (for example `block_on` with a multi-thread
+//! runtime, as `pagewire send` and `recv` do) and encoding overlaps sending; on one
+//! current-thread runtime, quinn sends nothing while a chunk is being encoded.
+//!
+//! [`StreamConfig::send_queue_chunks`]: crate::streams::StreamConfig::send_queue_chunks
+//! [`Tuning::send_window`]: crate::Tuning::send_window
+//! [`streams::open`]: crate::streams::open
+//! [`streams::accept`]: crate::streams::accept
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +41,7 @@ use pagewire_codec::frame::{AbortReason, RefusalReason};
 pub use pagewire_codec::session::Session;
 use pagewire_codec::session::{AbortInfo, Event, SessionError, Side};
 
-use crate::streams::{Inbox, Outbox, Received, StreamError, StreamId};
+use crate::streams::{Inbox, Outbox, PAGES_ABANDONED, Received, StreamError, StreamId};
 
 /// How the driver feeds a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +188,15 @@ pub async fn drive_abortable<S: Session>(
                             result.and(session.handle_stream_finished(now, stream))
                         })
                     }
+                    // A peer that aborts resets its page streams: like a page stream's early
+                    // end, it means something only with the control stream's end.
+                    Some(Err(StreamError::Read {
+                        stream,
+                        source: quinn::ReadError::Reset(code),
+                    })) if stream != StreamId::Control && code == PAGES_ABANDONED => {
+                        early_ends.push(stream);
+                        Ok(())
+                    }
                     Some(Err(error)) => {
                         let lost = session.handle_connection_lost(now);
                         failure.get_or_insert(error.into());
@@ -188,6 +219,10 @@ pub async fn drive_abortable<S: Session>(
             // Nothing more can be sent or received.
             break;
         }
+    }
+    if failure.is_some() {
+        // No activation will come: the queued pages are not worth sending.
+        outbox.abandon_pages();
     }
     let finished = outbox.finish().await;
     match failure {

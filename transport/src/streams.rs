@@ -17,13 +17,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::rate::{Pacer, RateLimit};
 use crate::refusal::Refusal;
 
 pub use pagewire_codec::session::StreamId;
+
+/// The application error code of a page stream reset by [`Outbox::abandon_pages`]: the
+/// migration ended without activation, and the pages still queued are not worth sending.
+pub const PAGES_ABANDONED: quinn::VarInt = quinn::VarInt::from_u32(1);
 
 /// How streams are set up and bounded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +126,8 @@ pub struct Outbox {
     writers: JoinSet<Result<u64, StreamError>>,
     /// Signalled by a writer each time it takes a chunk off its queue.
     room: Arc<Notify>,
+    /// Set by [`Outbox::abandon_pages`]: the page writers reset their streams.
+    abandon: watch::Sender<bool>,
 }
 
 /// Something that arrived on a stream.
@@ -181,6 +187,15 @@ impl Outbox {
         }
     }
 
+    /// Gives up the page streams: their writers drop what is queued and reset their streams
+    /// with [`PAGES_ABANDONED`] (the peer's reads fail with that code), so a migration that
+    /// ended without activation stops sending pages at once instead of draining the queues
+    /// and quinn's send buffer. The control stream is not touched: an ABORT queued on it is
+    /// still delivered by [`Outbox::finish`].
+    pub fn abandon_pages(&self) {
+        self.abandon.send_replace(true);
+    }
+
     /// How many page streams there are.
     pub fn page_streams(&self) -> u16 {
         self.pages.len() as u16
@@ -195,6 +210,7 @@ impl Outbox {
             pages,
             mut writers,
             room: _,
+            abandon: _,
         } = self;
         drop(control);
         drop(pages);
@@ -297,11 +313,13 @@ pub async fn open(
     let pacer = config.rate_limit.map(Pacer::new);
     let mut writers = JoinSet::new();
     let room = Arc::new(Notify::new());
+    let (abandon, abandoned) = watch::channel(false);
     let control = spawn_writer(
         &mut writers,
         &room,
         StreamId::Control,
         control_send,
+        None,
         None,
         config,
     );
@@ -310,7 +328,16 @@ pub async fn open(
         .enumerate()
         .map(|(index, send)| {
             let stream = StreamId::Page(index as u16);
-            spawn_writer(&mut writers, &room, stream, send, pacer.clone(), config)
+            let abandoned = Some(abandoned.clone());
+            spawn_writer(
+                &mut writers,
+                &room,
+                stream,
+                send,
+                pacer.clone(),
+                abandoned,
+                config,
+            )
         })
         .collect();
     let mut readers = JoinSet::new();
@@ -321,6 +348,7 @@ pub async fn open(
             pages,
             writers,
             room,
+            abandon,
         },
         Inbox {
             streams: vec![(StreamId::Control, control_queue)],
@@ -346,6 +374,7 @@ pub async fn accept(
         StreamId::Control,
         control_send,
         None,
+        None,
         config,
     );
     let mut readers = JoinSet::new();
@@ -362,6 +391,7 @@ pub async fn accept(
             pages: Vec::new(),
             writers,
             room,
+            abandon: watch::channel(false).0,
         },
         Inbox {
             streams: vec![(StreamId::Control, control_queue)],
@@ -372,34 +402,84 @@ pub async fn accept(
     ))
 }
 
+/// Starts the task writing `stream`'s queue to `send`, and returns the queue. A page
+/// stream's writer (`abandoned` given) resets its stream once [`Outbox::abandon_pages`] is
+/// called.
 fn spawn_writer(
     writers: &mut JoinSet<Result<u64, StreamError>>,
     room: &Arc<Notify>,
     stream: StreamId,
     mut send: quinn::SendStream,
     pacer: Option<Pacer>,
+    abandoned: Option<watch::Receiver<bool>>,
     config: &StreamConfig,
 ) -> mpsc::Sender<Bytes> {
     let (queue, mut chunks) = mpsc::channel::<Bytes>(config.send_queue_chunks.max(1));
     let room = room.clone();
     writers.spawn(async move {
         let mut written = 0u64;
-        while let Some(chunk) = chunks.recv().await {
-            room.notify_one();
-            if let Some(pacer) = &pacer {
-                pacer.pace(chunk.len()).await;
+        let writing = write_queue(
+            stream,
+            &mut send,
+            &mut chunks,
+            &room,
+            pacer.as_ref(),
+            &mut written,
+        );
+        let finished = tokio::select! {
+            // Abandoned wins over a queue that happens to be written too.
+            biased;
+            () = until_abandoned(abandoned) => None,
+            result = writing => Some(result),
+        };
+        match finished {
+            Some(result) => {
+                result?;
+                // The queue closed: every chunk is with quinn. Finishing fails only if the
+                // stream was already finished or reset, and the peer's stop shows on the
+                // next write anyway.
+                let _ = send.finish();
             }
-            written += chunk.len() as u64;
-            send.write_chunk(chunk)
-                .await
-                .map_err(|error| StreamError::write(stream, error))?;
+            None => {
+                // Fails only if the stream is already finished or reset: nothing left to stop.
+                let _ = send.reset(PAGES_ABANDONED);
+            }
         }
-        // The queue closed: every chunk is with quinn. Finishing fails only if the stream was
-        // already finished or reset, and the peer's stop shows on the next write anyway.
-        let _ = send.finish();
         Ok(written)
     });
     queue
+}
+
+/// Writes the chunks of `chunks` to `send` until the queue closes, counting them in `written`.
+async fn write_queue(
+    stream: StreamId,
+    send: &mut quinn::SendStream,
+    chunks: &mut mpsc::Receiver<Bytes>,
+    room: &Notify,
+    pacer: Option<&Pacer>,
+    written: &mut u64,
+) -> Result<(), StreamError> {
+    while let Some(chunk) = chunks.recv().await {
+        room.notify_one();
+        if let Some(pacer) = pacer {
+            pacer.pace(chunk.len()).await;
+        }
+        *written += chunk.len() as u64;
+        send.write_chunk(chunk)
+            .await
+            .map_err(|error| StreamError::write(stream, error))?;
+    }
+    Ok(())
+}
+
+/// Completes once the flag is set (never without a flag, or once its sender is gone unset).
+async fn until_abandoned(abandoned: Option<watch::Receiver<bool>>) {
+    if let Some(mut abandoned) = abandoned
+        && abandoned.wait_for(|abandoned| *abandoned).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// Starts a task reading `recv` into a new bounded queue, and returns the queue.

@@ -30,8 +30,15 @@ pub struct Tuning {
     /// quinn, AES per packet), so bigger datagrams move more bytes per CPU second: on loopback
     /// 6500-byte datagrams more than double the throughput of 1452-byte ones. Discovery
     /// probes up to this bound and settles on the path's MTU, so a high bound is safe on a
-    /// 1500-byte network (it costs a few lost probes). 8952 fits a 9000-byte jumbo frame
-    /// under IPv6.
+    /// 1500-byte network (it costs a few lost probes).
+    ///
+    /// The bound is also capped by segmentation offload: quinn hands the kernel up to 10
+    /// datagrams per `sendmsg` (GSO), and the kernel refuses a batch longer than one UDP
+    /// datagram can be (65 507 bytes of payload over IPv4, with EMSGSIZE, which quinn drops
+    /// silently as it does for MTU probes). With 8952-byte datagrams (a jumbo frame) every
+    /// full batch of 8 or more was lost: quinn took the losses for a black hole and fell back
+    /// to 1200-byte datagrams for the rest of the connection (measured: every connection of
+    /// the pipeline bench). 10 × 6500 fits, over IPv4 and IPv6.
     pub max_udp_payload: u16,
     /// How many unidirectional (page) streams the peer may open. The destination's bound on
     /// parallel page streams.
@@ -50,7 +57,7 @@ impl Default for Tuning {
             stream_receive_window: 8 << 20,
             receive_window: 32 << 20,
             send_window: 32 << 20,
-            max_udp_payload: 8952,
+            max_udp_payload: 6500,
             max_page_streams: 16,
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(5),
