@@ -8,8 +8,9 @@
 //! `cargo bench -p pagewire-codec --bench encoder` runs criterion, then prints pages/s, GB/s
 //! and the ratio to memcpy per policy and per vector class.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -19,7 +20,7 @@ use pagewire_codec::{
     PageSize,
 };
 
-const PAGE: usize = 4096;
+use common::{PAGE, load_pairs, vectors_dir};
 
 /// One vector class: its name, and its old and new pages (page `i` of each is a pair).
 struct Class {
@@ -29,8 +30,7 @@ struct Class {
 }
 
 fn classes() -> Vec<Class> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conformance/vectors/xbzrle");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    let mut files: Vec<_> = std::fs::read_dir(vectors_dir())
         .expect("vector directory")
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "pairs"))
@@ -39,12 +39,7 @@ fn classes() -> Vec<Class> {
     files
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::read(&path).unwrap();
-            let (mut old, mut new) = (Vec::new(), Vec::new());
-            for pair in bytes.chunks_exact(2 * PAGE) {
-                old.extend_from_slice(&pair[..PAGE]);
-                new.extend_from_slice(&pair[PAGE..]);
-            }
+            let (old, new) = load_pairs(&path);
             Class {
                 name: path.file_stem().unwrap().to_string_lossy().into_owned(),
                 old,

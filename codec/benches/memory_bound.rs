@@ -21,14 +21,16 @@
 //! `cargo bench -p pagewire-codec --bench memory_bound`; `PAGEWIRE_BENCH_MIB` sets each
 //! working set, `PAGEWIRE_BENCH_SAMPLES` the samples per case (default 400).
 
+mod common;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pagewire_codec::xbzrle::{self, XbzrleMode};
 use pagewire_codec::zero::is_zero;
 
-const PAGE: usize = 4096;
+use common::{PAGE, load_pairs, vectors_dir};
+
 /// Memory read speed on these machines when QEMU's reference figures were taken, GB/s.
 const REFERENCE_READ_GBPS: f64 = 22.0;
 
@@ -75,15 +77,7 @@ struct Working {
 
 impl Working {
     fn load(name: &str, bytes: usize) -> Working {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../conformance/vectors/xbzrle")
-            .join(format!("{name}.pairs"));
-        let pairs = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let (mut old, mut new) = (Vec::new(), Vec::new());
-        for pair in pairs.chunks_exact(2 * PAGE) {
-            old.extend_from_slice(&pair[..PAGE]);
-            new.extend_from_slice(&pair[PAGE..]);
-        }
+        let (old, new) = load_pairs(&vectors_dir().join(format!("{name}.pairs")));
         let copies = (bytes / (2 * new.len())).max(1);
         Working {
             old: old.repeat(copies),

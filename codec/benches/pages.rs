@@ -7,8 +7,9 @@
 //! Before the measurements it prints, per pair set, the delta sizes and give-ups of both
 //! encoder modes.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
@@ -17,7 +18,8 @@ use pagewire_codec::ContentHash;
 use pagewire_codec::xbzrle::{self, XbzrleMode};
 use pagewire_codec::zero::is_zero;
 
-const PAGE: usize = 4096;
+use common::{PAGE, load_pairs, vectors_dir};
+
 const SETS: [&str; 10] = [
     "sparse_words",
     "counters",
@@ -41,15 +43,7 @@ struct PairSet {
 
 impl PairSet {
     fn load(name: &str) -> PairSet {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../conformance/vectors/xbzrle")
-            .join(format!("{name}.pairs"));
-        let pairs = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let (mut old, mut new) = (Vec::new(), Vec::new());
-        for pair in pairs.chunks_exact(2 * PAGE) {
-            old.extend_from_slice(&pair[..PAGE]);
-            new.extend_from_slice(&pair[PAGE..]);
-        }
+        let (old, new) = load_pairs(&vectors_dir().join(format!("{name}.pairs")));
         PairSet { old, new }
     }
 

@@ -14,7 +14,7 @@
 //! - [`metrics`]: what a run measured ([`RunResult`]).
 //! - [`run`]: [`simulate`], the driver: it calls the strategy through
 //!   [`pagewire_codec::select::Strategy`] exactly as that trait documents.
-//! - [`lockstep`]: the seed papers' round-synchronous model (one trace epoch per round, no
+//! - [`mod@lockstep`]: the seed papers' round-synchronous model (one trace epoch per round, no
 //!   clock), for set-ups the time-driven driver cannot reproduce.
 //!
 //! Time line of a run: the source's HELLO and a round trip (the destination's HELLO and
