@@ -5,15 +5,16 @@
 //! a receiver with another CA is refused with a clear message, and Ctrl-C on the source aborts
 //! with the reason shown on both sides and no file written.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use pagewire_bench::trace::content::{ContentMix, ContentModel};
-use pagewire_bench::trace::generators::{GenConfig, HotCold, HotColdShape, generate};
-use pagewire_bench::trace::{ContentMode, Epoch, TraceHeader, TraceReader, TraceWriter};
-use pagewire_codec::{PageCount, PageNumber, PageSize};
+use common::HotColdTrace;
+use pagewire_bench::trace::{Epoch, TraceReader};
+use pagewire_codec::PageNumber;
 
 /// 256 pages of 4 KiB: 1 MiB.
 const PAGES: u64 = 256;
@@ -50,25 +51,15 @@ fn certs(dir: &Path) -> PathBuf {
 /// A hot/cold trace over 1 MiB: 20 epochs of 10 ms, about 10 page writes each.
 fn trace(dir: &Path) -> PathBuf {
     let path = dir.join("guest.trace");
-    let config = GenConfig {
-        page_size: PageSize::KIB_4,
-        page_count: PageCount(PAGES),
+    HotColdTrace {
+        pages: PAGES,
         interval: Duration::from_millis(10),
         epochs: 20,
-        content: ContentMode::Full,
-        model: ContentModel::new(3, ContentMix::default(), 64),
+        bytes_per_second: 4e6,
         identical_share: 0.3,
         seed: 3,
-    };
-    let mut pattern = HotCold::new(
-        config.page_count,
-        config.pages_per_epoch(4e6),
-        HotColdShape::Zipf { exponent: 1.0 },
-    );
-    let header = TraceHeader::new(config.page_size, config.content, config.page_count);
-    let mut writer = TraceWriter::create(&path, header).unwrap();
-    generate(&config, &mut pattern, &mut writer, &mut |_| {}).unwrap();
-    writer.finish().unwrap();
+    }
+    .write(&path);
     path
 }
 

@@ -1,12 +1,13 @@
 //! The simulator against cases whose result can be worked out by hand, and determinism.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::HotColdTrace;
 use pagewire_bench::sim::{LinkSpec, SimConfig, Timeline, simulate};
-use pagewire_bench::trace::content::{ContentMix, ContentModel};
-use pagewire_bench::trace::generators::{GenConfig, HotCold, HotColdShape, generate};
 use pagewire_bench::trace::{ContentMode, TraceHeader, TraceWriter};
 use pagewire_codec::{PageCount, PageNumber, PageSize};
 
@@ -174,25 +175,15 @@ const CONTENT_PAGES: u64 = 128;
 /// 100 ms), 40% identical rewrites.
 fn content_trace(name: &str) -> PathBuf {
     let path = temp_path(name);
-    let config = GenConfig {
-        page_size: PageSize::KIB_4,
-        page_count: PageCount(CONTENT_PAGES),
+    HotColdTrace {
+        pages: CONTENT_PAGES,
         interval: Duration::from_millis(100),
         epochs: 30,
-        content: ContentMode::Full,
-        model: ContentModel::new(7, ContentMix::default(), 64),
+        bytes_per_second: 1e5,
         identical_share: 0.4,
         seed: 7,
-    };
-    let mut pattern = HotCold::new(
-        config.page_count,
-        config.pages_per_epoch(1e5),
-        HotColdShape::Zipf { exponent: 1.0 },
-    );
-    let header = TraceHeader::new(config.page_size, config.content, config.page_count);
-    let mut writer = TraceWriter::create(&path, header).unwrap();
-    generate(&config, &mut pattern, &mut writer, &mut |_| {}).unwrap();
-    writer.finish().unwrap();
+    }
+    .write(&path);
     path
 }
 
