@@ -25,7 +25,7 @@ use crate::sim::{
 };
 use crate::trace::content::{ContentMix, ContentModel};
 use crate::trace::generators::{
-    GenConfig, HistoryMajority, MirrorFiles, Video, WritePattern, generate, two_fold,
+    GenConfig, HistoryMajority, MirrorFiles, Sweep, Video, WritePattern, generate, two_fold,
 };
 use crate::trace::{ContentMode, TraceHeader, TraceWriteError, TraceWriter};
 
@@ -234,10 +234,21 @@ impl Results<'_> {
 const MIRROR_SIZES: [u64; 5] = [64, 128, 256, 512, 1024];
 const TWO_FOLD_SIZES: [u64; 4] = [128, 256, 512, 1024];
 const HM_PAGES: [u64; 3] = [10, 15, 20];
-const VIDEO_CAPS: [&str; 3] = [
-    "throttle:cpu-cap=85",
-    "throttle:cpu-cap=80",
-    "throttle:cpu-cap=75",
+/// Xen's pre-copy, as in the vCPU-limit study: its round, data and page limits, and no
+/// downtime target (Xen has none).
+const XEN_PRECOPY: &str = "precopy:downtime-ms=0";
+/// The caps as `cpulimit -l N` reads them (the study limited the guest with cpulimit): the
+/// guest keeps 15, 20 or 25% of its CPU. The claim is judged on this reading.
+const CPULIMIT_CAPS: [&str; 3] = [
+    "throttle:cpu-cap=15,downtime-ms=0",
+    "throttle:cpu-cap=20,downtime-ms=0",
+    "throttle:cpu-cap=25,downtime-ms=0",
+];
+/// The other reading, reported beside it: the cap takes 15, 20 or 25% of the CPU away.
+const REDUCTION_CAPS: [&str; 3] = [
+    "throttle:cpu-cap=85,downtime-ms=0",
+    "throttle:cpu-cap=80,downtime-ms=0",
+    "throttle:cpu-cap=75,downtime-ms=0",
 ];
 
 fn sizes(all: &[u64], scale: Scale) -> &[u64] {
@@ -313,10 +324,25 @@ pub fn run_all(dir: &Path, scale: Scale) -> Result<Vec<ClaimResult>, ScenarioErr
             }
         }
     }
-    // vCPU limit: a 1 GiB VM decoding 1080p video (30 frames of 3 MiB a second into an
-    // 8-frame ring, ~95 MB/s) over 1 Gbit/s; pre-copy against 15, 20 and 25% CPU caps.
-    let video_mib = if scale == Scale::Full { 1024 } else { 128 };
-    let config = gen_config(video_mib * MIB, Duration::from_millis(100), long, 3);
+    // vCPU limit. The study's premise: a process in the guest writes memory faster than the
+    // link moves it, so Xen's pre-copy runs to its limits. Its stand-in: a memory-stress writer
+    // sweeping a quarter of a 1 GiB VM at 150 MB/s, 1.2x a 1 Gbit/s link. Beside it, a video
+    // decoder (30 frames of 3 MiB a second into an 8-frame ring, ~95 MB/s) whose writes stay
+    // under the link. Xen's pre-copy against both readings of the caps.
+    let vcpu_mib = if scale == Scale::Full { 1024 } else { 128 };
+    let config = gen_config(vcpu_mib * MIB, Duration::from_millis(100), long, 3);
+    let sweep_pages = config.pages_per_epoch(150e6);
+    let pattern = Sweep::new(
+        pagewire_codec::PageNumber(0),
+        config.page_count.0 / 4,
+        sweep_pages,
+    );
+    let stress = plan.trace(TraceJob {
+        name: format!("stress-{vcpu_mib}mib"),
+        config,
+        pattern: Box::new(pattern),
+    });
+    let config = gen_config(vcpu_mib * MIB, Duration::from_millis(100), long, 3);
     let pattern = Video::new(
         config.page_count,
         PAGE,
@@ -327,12 +353,17 @@ pub fn run_all(dir: &Path, scale: Scale) -> Result<Vec<ClaimResult>, ScenarioErr
         MIB as f64,
     );
     let video = plan.trace(TraceJob {
-        name: format!("video-{video_mib}mib"),
+        name: format!("video-{vcpu_mib}mib"),
         config,
         pattern: Box::new(pattern),
     });
-    for strategy in std::iter::once("precopy").chain(VIDEO_CAPS) {
-        plan.run(video, strategy, gigabit, seconds(5));
+    for trace in [stress, video] {
+        for strategy in std::iter::once(XEN_PRECOPY)
+            .chain(CPULIMIT_CAPS)
+            .chain(REDUCTION_CAPS)
+        {
+            plan.run(trace, strategy, gigabit, seconds(5));
+        }
     }
 
     let paths: Vec<PathBuf> = plan
@@ -400,7 +431,7 @@ pub fn run_all(dir: &Path, scale: Scale) -> Result<Vec<ClaimResult>, ScenarioErr
         mirror_claim(&results, scale),
         two_fold_claim(&results, scale),
         history_majority_claim(&results, scale, seeds),
-        vcpu_claim(&results, video_mib),
+        vcpu_claim(&results, vcpu_mib),
     ])
 }
 
@@ -435,10 +466,23 @@ fn mirror_claim(results: &Results<'_>, scale: Scale) -> ClaimResult {
         data.push(cut(mirror.total_bytes() as f64, pre.total_bytes() as f64));
         time.push(cut(mirror.total_seconds, pre.total_seconds));
         detail.push(format!(
-            "{mib} MiB: pre-copy {} rounds ({}), {:.2}x memory",
-            pre.iterations, pre.stop_reason, pre.redundancy
+            "{mib} MiB: pre-copy {} rounds ({}), {:.2}x memory, {:.2}s; mirror {:.2}x memory, \
+             {:.2}s",
+            pre.iterations,
+            pre.stop_reason,
+            pre.redundancy,
+            pre.total_seconds,
+            mirror.redundancy,
+            mirror.total_seconds
         ));
     }
+    detail.push(
+        "mirror forwards each write behind its cursor as it lands, pre-copy re-sends each \
+         dirtied page once per round; with files written sequentially a page is written about \
+         once per round, so both send about one copy per write and differ little; the smaller \
+         VMs are copied in one or two rounds by either"
+            .to_owned(),
+    );
     let (data, time) = (mean(&data), mean(&time));
     let verdict = judge_cut(0.36, data).min_with(judge_cut(0.26, time));
     ClaimResult {
@@ -565,43 +609,67 @@ fn history_majority_claim(results: &Results<'_>, scale: Scale, seeds: u64) -> Cl
 }
 
 fn vcpu_claim(results: &Results<'_>, mib: u64) -> ClaimResult {
-    let name = format!("video-{mib}mib");
-    let pre = results.get(&name, "precopy");
-    let mut cuts = Vec::new();
-    let mut detail = vec![format!(
-        "writes ~95 MB/s against a 125 MB/s link; pre-copy {:.2}s, {} rounds ({}), \
-         downtime {:.0} ms",
-        pre.total_seconds,
-        pre.iterations,
-        pre.stop_reason,
-        pre.downtime_seconds * 1e3,
-    )];
-    for strategy in VIDEO_CAPS {
-        let run = results.get(&name, strategy);
-        let c = cut(run.total_seconds, pre.total_seconds);
-        cuts.push(c);
+    // The cuts of each reading's caps against Xen's pre-copy on one trace, and their details.
+    let cuts = |trace: &str, caps: [&'static str; 3], detail: &mut Vec<String>| -> Vec<f64> {
+        let pre = results.get(trace, XEN_PRECOPY);
+        caps.iter()
+            .map(|&strategy| {
+                let run = results.get(trace, strategy);
+                let cut = cut(run.total_seconds, pre.total_seconds);
+                detail.push(format!(
+                    "{trace} {}: {:.2}s ({:+.0}%), {} rounds ({}), guest CPU lost {:.1}s",
+                    strategy.trim_end_matches(",downtime-ms=0"),
+                    run.total_seconds,
+                    -cut * 100.0,
+                    run.iterations,
+                    run.stop_reason,
+                    run.throttle_cpu_lost_seconds
+                ));
+                cut
+            })
+            .collect()
+    };
+    let percents = |cuts: &[f64]| {
+        cuts.iter()
+            .map(|c| format!("{:.0}", c * 100.0))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let (stress, video) = (format!("stress-{mib}mib"), format!("video-{mib}mib"));
+    let mut detail = Vec::new();
+    for trace in [&stress, &video] {
+        let pre = results.get(trace, XEN_PRECOPY);
         detail.push(format!(
-            "{strategy}: {:.2}s ({:+.0}%), {} rounds, guest CPU lost {:.1}s",
-            run.total_seconds,
-            -c * 100.0,
-            run.iterations,
-            run.throttle_cpu_lost_seconds
+            "{trace}: Xen pre-copy {:.2}s, {} rounds ({}), {:.2}x memory",
+            pre.total_seconds, pre.iterations, pre.stop_reason, pre.redundancy
         ));
     }
-    let worst = cuts.iter().copied().fold(f64::INFINITY, f64::min);
+    let kept = cuts(&stress, CPULIMIT_CAPS, &mut detail);
+    let taken = cuts(&stress, REDUCTION_CAPS, &mut detail);
+    let video_kept = cuts(&video, CPULIMIT_CAPS, &mut detail);
+    detail.push(
+        "the caps pay off only when the writes outpace the link: they let pre-copy converge \
+         instead of running to Xen's 3x-memory limit; the video decoder's writes stay under the \
+         link, its pre-copy converges anyway and the caps save little"
+            .to_owned(),
+    );
+    let worst = kept.iter().copied().fold(f64::INFINITY, f64::min);
     ClaimResult {
-        paper: "vCPU limit during migration (Xen, 2020)",
+        paper: "vCPU limit during migration (Xen, cpulimit)",
         setup: format!(
-            "a {mib} MiB VM decoding 1080p video (30 x 3 MiB frames/s into an 8-frame ring), \
-             1 Gbit/s; caps of 15, 20 and 25% of its CPU"
+            "a {mib} MiB VM with a memory-stress writer (a quarter of memory swept at 150 MB/s, \
+             1.2x the link) and, beside it, a video decoder (~95 MB/s into an 8-frame ring); \
+             1 Gbit/s; Xen's pre-copy (29 rounds, 3x memory, 50 pages; no downtime target) \
+             against caps keeping 15, 20 and 25% of the CPU (cpulimit's reading) and, reported \
+             too, caps taking 15, 20 and 25% away"
         ),
         claim: "a 15-25% vCPU cap cuts migration time by 36-40%",
         measured: format!(
-            "the caps cut migration time by {} %",
-            cuts.iter()
-                .map(|c| format!("{:.0}", c * 100.0))
-                .collect::<Vec<_>>()
-                .join(" / ")
+            "stress writer: caps keeping 15/20/25% cut migration time by {} %; caps taking \
+             15/20/25% away by {} %; video decoder, caps keeping 15/20/25%: {} %",
+            percents(&kept),
+            percents(&taken),
+            percents(&video_kept)
         ),
         verdict: judge_cut(0.36, worst),
         why: detail.join("; "),

@@ -17,13 +17,12 @@ fn pagewire(args: &[&str]) -> std::process::Output {
     output
 }
 
-#[test]
-fn bench_writes_table_csv_json_and_plots() {
+/// A fresh directory for `test`, holding a tiny uniform trace (2 MiB, 2 s, 4 MiB/s).
+fn tiny_trace(test: &str) -> (PathBuf, PathBuf) {
     let dir: PathBuf =
-        std::env::temp_dir().join(format!("pagewire-bench-cli-{}", std::process::id()));
+        std::env::temp_dir().join(format!("pagewire-bench-cli-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let trace = dir.join("tiny.trace");
-    let out = dir.join("out");
     pagewire(&[
         "trace",
         "gen",
@@ -38,6 +37,13 @@ fn bench_writes_table_csv_json_and_plots() {
         "4MiB",
         "--quiet",
     ]);
+    (dir, trace)
+}
+
+#[test]
+fn bench_writes_table_csv_json_and_plots() {
+    let (dir, trace) = tiny_trace("all");
+    let out = dir.join("out");
     let output = pagewire(&[
         "bench",
         trace.to_str().unwrap(),
@@ -129,5 +135,69 @@ fn bench_writes_table_csv_json_and_plots() {
     assert!(
         points(colors[1]) >= 2,
         "precopy runs live rounds on both links"
+    );
+}
+
+/// Commas outside double quotes: the field separators of a CSV line.
+fn csv_fields(line: &str) -> usize {
+    let mut quoted = false;
+    1 + line
+        .chars()
+        .filter(|&c| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            c == ',' && !quoted
+        })
+        .count()
+}
+
+#[test]
+fn one_strategy_under_two_parameter_sets_gets_two_columns() {
+    let (dir, trace) = tiny_trace("params");
+    let out = dir.join("out");
+    let specs = [
+        "throttle:cpu-cap=20,min-pages=0",
+        "throttle:cpu-cap=80,min-pages=0",
+    ];
+    pagewire(&[
+        "bench",
+        trace.to_str().unwrap(),
+        "--strategies",
+        &specs.join(","),
+        "--link",
+        "100mbit",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let table = std::fs::read_to_string(out.join("bench.txt")).unwrap();
+    let header = table.lines().nth(1).unwrap();
+    for spec in specs {
+        assert!(header.contains(spec), "{table}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    let lost = |spec: &str| {
+        json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|run| run["strategy"] == spec)
+            .unwrap_or_else(|| panic!("no run labelled {spec}"))["throttle_cpu_lost_seconds"]
+            .as_f64()
+            .unwrap()
+    };
+    // Keeping 20% of the CPU loses more guest time than keeping 80%.
+    assert!(lost(specs[0]) > lost(specs[1]));
+    // The specs' commas are quoted in the CSV: every line has the header's field count.
+    let csv = std::fs::read_to_string(out.join("bench.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[1].starts_with(&format!("\"{}\",", specs[0])), "{csv}");
+    let columns = csv_fields(lines[0]);
+    assert!(
+        lines.iter().all(|line| csv_fields(line) == columns),
+        "{csv}"
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use pagewire_bench::report::{BenchReport, rounds_svg, to_csv, to_svg, to_table};
-use pagewire_bench::sim::{LinkSpec, SimConfig, Timeline, simulate};
+use pagewire_bench::sim::{LinkSpec, RunResult, SimConfig, Timeline, simulate};
 use pagewire_bench::trace::{ContentMode, TraceReader};
 use pagewire_codec::select::{self, StrategySpec};
 use rayon::prelude::*;
@@ -106,7 +106,14 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
             let result = simulate(&trace, Arc::clone(&timeline), &specs[s], &config);
             progress.inc(1);
             progress.set_message(format!("{} over {}", specs[s].name, links[l]));
-            result.map_err(|error| format!("{} over {}: {error}", specs[s].name, links[l]))
+            // Columns are labelled by the whole spec, so that one strategy under several
+            // parameter sets gets one column each.
+            result
+                .map(|run| RunResult {
+                    strategy: specs[s].to_string(),
+                    ..run
+                })
+                .map_err(|error| format!("{} over {}: {error}", specs[s], links[l]))
         })
         .collect();
     progress.finish_and_clear();

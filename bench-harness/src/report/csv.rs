@@ -22,7 +22,7 @@ pub fn to_csv(report: &BenchReport) -> String {
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            run.strategy,
+            field(&run.strategy),
             run.link,
             run.link_bytes_per_second,
             run.rtt_seconds,
@@ -50,4 +50,14 @@ pub fn to_csv(report: &BenchReport) -> String {
         );
     }
     out
+}
+
+/// A text field as CSV (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote
+/// or a line break (a strategy spec with several parameters holds commas).
+fn field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
 }

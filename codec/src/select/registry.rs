@@ -74,6 +74,25 @@ impl FromStr for StrategySpec {
     }
 }
 
+/// Writes the spec as it parses: `name`, or `name:key=value,key=value`.
+///
+/// ```
+/// use pagewire_codec::select::StrategySpec;
+/// let spec: StrategySpec = "throttle:cpu-cap=20,downtime-ms=0".parse().unwrap();
+/// assert_eq!(spec.to_string(), "throttle:cpu-cap=20,downtime-ms=0");
+/// assert_eq!(spec.to_string().parse::<StrategySpec>().unwrap(), spec);
+/// ```
+impl std::fmt::Display for StrategySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        for (index, (key, value)) in self.params.iter().enumerate() {
+            let separator = if index == 0 { ':' } else { ',' };
+            write!(f, "{separator}{key}={value}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Parses a comma-separated list of specs (see the module documentation).
 pub fn parse_list(text: &str) -> Result<Vec<StrategySpec>, SpecError> {
     let mut specs: Vec<StrategySpec> = Vec::new();

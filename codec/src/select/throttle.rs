@@ -2,10 +2,10 @@
 //!
 //! Two rules, both on top of [`Precopy`](super::precopy) and its limits:
 //! - **Fixed vCPU cap** (`cpu-cap=N`): the guest may use N% of its CPU for the whole
-//!   migration, as with Xen's credit-scheduler cap in the 2020 study of vCPU limits during
-//!   migration. The study's "15–25% cap" is read as a 15–25% reduction: set `cpu-cap=80` for
-//!   a 20% reduction; `cpu-cap=20` is the other reading. Reported as a [`CpuThrottle`] of
-//!   `100 - N`.
+//!   migration, as `cpulimit -l N` limits a process (the tool the study of vCPU limits during
+//!   Xen migrations used). The study's "15–25% cap" is therefore `cpu-cap=15` to `cpu-cap=25`;
+//!   `pagewire scenarios` also reports the other reading, a 15–25% reduction (`cpu-cap=85` to
+//!   `cpu-cap=75`). Reported as a [`CpuThrottle`] of `100 - N`.
 //! - **Auto-converge** (the default), as QEMU's `migration_trigger_throttle` does it
 //!   (`migration/ram.c`; defaults in `migration/options.c`): after each round, if the bytes
 //!   the guest dirtied during it (dirty pages x page size) exceed `threshold` (50)% of the bytes
