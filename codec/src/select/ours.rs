@@ -35,7 +35,11 @@
 //!   much), or when rounds stall: the stop cost failed to fall below `progress` (90)% of the
 //!   best seen for `patience` (3) rounds in a row. Real guests write in bursts, so a round
 //!   that lands on a burst makes no progress while the next, between bursts, may copy
-//!   everything; three chances, then stop.
+//!   everything; three chances. Then one **flush** round sends every stale page, held ones
+//!   included: stop-and-copy would send them all anyway, and sent live only those rewritten
+//!   meanwhile are left for the downtime (held pages pile up while the guest writes in bursts,
+//!   and a stop between bursts would put them all into the downtime). If the flush brings the
+//!   stop cost under the bar, rounds go on as before; if not, stop.
 //!
 //! State: two `u32` per page (8 bytes per page: 32 MiB for a 16 GiB guest of 4 KiB pages),
 //! plus the engine's bitmaps; updates cost the dirty pages of each log, decisions the stale
@@ -109,6 +113,8 @@ pub struct OursRule {
     origin_before_start: Option<Duration>,
     best_stop_cost: u64,
     stalled_rounds: u32,
+    /// The last round was a flush (every stale page sent, none held).
+    flushed: bool,
 }
 
 impl Ours {
@@ -124,6 +130,7 @@ impl Ours {
                 origin_before_start: None,
                 best_stop_cost: u64::MAX,
                 stalled_rounds: 0,
+                flushed: false,
             },
         )
     }
@@ -200,8 +207,14 @@ impl RoundRule for OursRule {
                 return Choice::Stop(StopReason::DowntimeTarget);
             }
             if self.stalled(stop_cost) {
-                return Choice::Stop(StopReason::Stalled);
+                if self.flushed {
+                    return Choice::Stop(StopReason::Stalled);
+                }
+                self.flushed = true;
+                send.union_with(context.stale);
+                return Choice::Send(RoundPlan::PRECOPY);
             }
+            self.flushed = false;
         }
         let horizon = stop_time.unwrap_or(context.last_round.duration);
         let horizon = Millis::try_from(horizon.as_millis()).unwrap_or(NEVER);
@@ -301,7 +314,8 @@ mod tests {
         // Plan 2: stop cost still 16 pages, not under 90% -> stall 1. Each hot page: sent
         //   before, 4096 B, clean for 1000 ms < the 2 s horizon -> held; all are held, so the
         //   round sends them all (a round sending nothing would end with all of them left).
-        // Plan 3: stall 2, same round. Plan 4: stall 3 = patience -> stop.
+        // Plan 3: stall 2, same round. Plan 4: stall 3 = patience -> a flush round sends every
+        // stale page (the same 16). Plan 5: stall 4 after the flush -> stop.
         // Both leave the 16 hot pages for stop-and-copy.
         let mut script = Script::new(64);
         script.link = link(8 * 4096, Duration::ZERO);
@@ -315,14 +329,56 @@ mod tests {
         assert_eq!(precopy.sent.len(), 10);
         assert_eq!(reason(&precopy), StopReason::DataLimit);
         let mut expected = vec![(0..64).collect::<Vec<u64>>()];
-        expected.extend(vec![hot.clone(); 3]);
+        expected.extend(vec![hot.clone(); 4]);
         assert_eq!(ours.sent, expected);
         assert_eq!(reason(&ours), StopReason::Stalled);
         assert_eq!(
             (total_pages(&ours), total_pages(&precopy)),
-            (64 + 16 * 3 + 16, 64 + 16 * 9 + 16)
+            (64 + 16 * 4 + 16, 64 + 16 * 9 + 16)
         );
         assert_eq!(ours.remaining(), hot);
+    }
+
+    #[test]
+    fn pages_held_through_a_stall_are_flushed_live_before_the_stop() {
+        // 16 pages of 4096 bytes, link 4096 B/s (a page a second), RTT 0, a round a second.
+        // Window: pages 0..4 written at -2 s, -1 s and 0 s (mean gap 1000 ms). After rounds 0
+        // to 3 the guest writes 0..4 again plus one page it never wrote before (8, 9, 10, 11);
+        // then it goes quiet.
+        // Round 0 sends all 16.
+        // Plan 1: stale {0 1 2 3 8}, 5 pages = 5 s of horizon; the first stop cost seen. Pages
+        //   0..4 were sent, cost 4096 > 256 and stay clean 1000 ms < 5000 -> held; page 8 has
+        //   no gap yet -> sent. Plans 2 and 3: the same with 9 and 10 (stalls 1 and 2: the
+        //   stop cost stays 5 pages).
+        // Plan 4: stall 3 = patience. Without the flush this stopped with {0 1 2 3 11} for
+        //   the downtime; the flush round sends all five instead. The guest is quiet now.
+        // Plan 5: nothing stale -> stop with nothing left.
+        let mut script = Script::new(16);
+        script.link = link(4096, Duration::ZERO);
+        let mut strategy = ours(16);
+        script.history(
+            &mut strategy,
+            &[&[0, 1, 2, 3], &[0, 1, 2, 3], &[0, 1, 2, 3]],
+        );
+        let rounds = [
+            after(&[0, 1, 2, 3, 8]),
+            after(&[0, 1, 2, 3, 9]),
+            after(&[0, 1, 2, 3, 10]),
+            after(&[0, 1, 2, 3, 11]),
+        ];
+        let outcome = script.run(&mut strategy, &rounds);
+        assert_eq!(
+            outcome.sent,
+            [
+                (0..16).collect(),
+                vec![8],
+                vec![9],
+                vec![10],
+                vec![0, 1, 2, 3, 11]
+            ]
+        );
+        assert!(outcome.remaining().is_empty());
+        assert_eq!(reason(&outcome), StopReason::FewPagesLeft);
     }
 
     #[test]
