@@ -14,88 +14,148 @@ pub(crate) const CHUNK: usize = 4096;
 /// Mask words per chunk (one bit per byte).
 pub(crate) const WORDS: usize = CHUNK / 64;
 
-/// Calls `visit(start, end)` for each maximal run `start..end` of bytes that differ between
-/// `old` and `new` (equal lengths), in order, and stops at the first error `visit` returns.
+/// What [`for_each_changed_run`] hands the runs to.
+pub(crate) trait RunVisitor {
+    /// Why the visitor stopped.
+    type Error;
+
+    /// Takes the next changed run `start..end`. It is called from two places (inside the
+    /// loop, and for a run that reaches the end of the data): mark it `#[inline(always)]` so
+    /// both copies are inlined and the per-run work stays in registers.
+    fn run(&mut self, start: usize, end: usize) -> Result<(), Self::Error>;
+}
+
+/// Calls `visitor.run(start, end)` for each maximal run `start..end` of bytes that differ
+/// between `old` and `new` (equal lengths), in order, and stops at the first error it returns.
 ///
-/// `visit` has a single call site, so it is inlined into the loop: the encoder's whole
-/// per-run work stays in registers.
+/// With `join_single_gaps`, an unchanged byte between two changed bytes counts as changed
+/// (except the last byte of each [`CHUNK`]), so the runs it separated come as one.
+///
+/// Only the mask words that can hold a run boundary are visited: those with a changed byte and
+/// the word after each. So the work after the masks are built is proportional to the changes,
+/// not to the page; on a page with a few changes, the next page's loads start while this
+/// page's runs are still being written.
 #[inline(always)]
-pub(crate) fn for_each_changed_run<E>(
+pub(crate) fn for_each_changed_run<V: RunVisitor>(
     old: &[u8],
     new: &[u8],
-    mut visit: impl FnMut(usize, usize) -> Result<(), E>,
-) -> Result<(), E> {
+    join_single_gaps: bool,
+    visitor: &mut V,
+) -> Result<(), V::Error> {
     debug_assert_eq!(old.len(), new.len());
     let len = old.len().min(new.len());
-    // One word more than a chunk needs, never written: an unchanged word past the data.
-    let mut masks = [0u64; WORDS + 1];
-    // Bit 0 set when the byte before the current mask word was changed.
-    let mut carry = 0u64;
+    // Word 0 stands for the word before the chunk: its top bit says whether the byte before
+    // the chunk changed. Words 1..=WORDS hold the chunk's masks; the last word stays 0.
+    let mut masks = [0u64; WORDS + 2];
     let mut in_run = false;
     let mut run_start = 0;
     let mut chunk_start = 0;
     while chunk_start < len {
         let chunk_end = (chunk_start + CHUNK).min(len);
-        fill_masks(
+        let changed = fill_masks(
             &old[chunk_start..chunk_end],
             &new[chunk_start..chunk_end],
-            &mut masks[..WORDS],
+            &mut masks[1..=WORDS],
         );
-        let words = (chunk_end - chunk_start).div_ceil(64);
-        // After the last chunk, the always-zero extra word closes a run that reaches the end
-        // of the data on a word boundary.
-        let words = words + usize::from(chunk_end == len);
-        for (w, &mask) in masks[..words].iter().enumerate() {
+        if join_single_gaps {
+            join_single_gaps_in(&mut masks, changed);
+        }
+        // A word holds a flip only if it or the word before it has a changed byte.
+        let mut words = changed | changed << 1 | masks[0] >> 63;
+        while words != 0 {
+            let w = words.trailing_zeros() as usize;
+            words &= words - 1;
+            let mask = masks[w + 1];
             // Bit i set where byte i's changed state differs from the byte before it. Bits
-            // past the data are 0, so the only flip there is the end of a run at `len`.
-            let mut flips = mask ^ (mask << 1 | carry);
-            carry = mask >> 63;
+            // past the data are 0, so a run ending inside the last word ends there.
+            let mut flips = mask ^ (mask << 1 | masks[w] >> 63);
             let base = chunk_start + 64 * w;
+            // The flips alternate start, end, start, ...; a run open from an earlier word
+            // makes the first one an end. One turn per run.
             while flips != 0 {
-                let at = base + flips.trailing_zeros() as usize;
+                let mut at = base + flips.trailing_zeros() as usize;
                 flips &= flips - 1;
-                if in_run {
-                    visit(run_start, at)?;
-                } else {
+                if !in_run {
                     run_start = at;
+                    if flips == 0 {
+                        in_run = true;
+                        break;
+                    }
+                    at = base + flips.trailing_zeros() as usize;
+                    flips &= flips - 1;
                 }
-                in_run = !in_run;
+                in_run = false;
+                visitor.run(run_start, at)?;
             }
         }
+        masks[0] = masks[WORDS];
         chunk_start = chunk_end;
+    }
+    // A run that reaches the end of the data on a word boundary has no flip to end it.
+    if in_run {
+        visitor.run(run_start, len)?;
     }
     Ok(())
 }
 
+/// Sets each unchanged bit between two changed bits of `masks` (a chunk's words at 1..=WORDS
+/// after the previous chunk's last word; the word after them 0), in the `changed` words: the
+/// only ones where such a bit can lie.
+#[inline(always)]
+fn join_single_gaps_in(masks: &mut [u64; WORDS + 2], changed: u64) {
+    let mut words = changed;
+    while words != 0 {
+        let w = words.trailing_zeros() as usize + 1;
+        words &= words - 1;
+        let mask = masks[w];
+        // Whether the byte before / after each byte changed. The word before may already be
+        // joined: that only sets its top bit when this word's first byte changed, where
+        // nothing is joined anyway.
+        let before = mask << 1 | masks[w - 1] >> 63;
+        let after = mask >> 1 | masks[w + 1] << 63;
+        masks[w] = mask | (before & after);
+    }
+}
+
 /// Sets `masks` ([`WORDS`] words) to the change bits of `old` against `new` (equal lengths, at
-/// most [`CHUNK`] bytes); bits past their end are 0.
+/// most [`CHUNK`] bytes), with bits past their end 0, and returns which words are non-zero
+/// (bit `w` for word `w`).
 #[inline]
-pub(crate) fn fill_masks(old: &[u8], new: &[u8], masks: &mut [u64]) {
-    super::simd::fill_masks(old, new, masks);
+pub(crate) fn fill_masks(old: &[u8], new: &[u8], masks: &mut [u64]) -> u64 {
+    super::simd::fill_masks(old, new, masks)
 }
 
 /// The safe, portable mask builder: eight bytes at a time with a SWAR "byte is non-zero" test.
-/// `masks` needs a word per 64 bytes (rounded up); words past the data are set to 0.
-pub(crate) fn fill_masks_portable(old: &[u8], new: &[u8], masks: &mut [u64]) {
+/// `masks` needs a word per 64 bytes (rounded up, at most 64 words); words past the data are
+/// set to 0. Returns which words are non-zero (bit `w` for word `w`).
+pub(crate) fn fill_masks_portable(old: &[u8], new: &[u8], masks: &mut [u64]) -> u64 {
+    debug_assert!(masks.len() <= 64);
     let mut old_blocks = old.chunks_exact(64);
     let mut new_blocks = new.chunks_exact(64);
-    let mut words = masks.iter_mut();
-    for ((o, n), mask) in (&mut old_blocks).zip(&mut new_blocks).zip(&mut words) {
+    let mut changed = 0;
+    for (w, ((o, n), mask)) in (&mut old_blocks)
+        .zip(&mut new_blocks)
+        .zip(masks.iter_mut())
+        .enumerate()
+    {
         *mask = block_mask(o, n);
+        changed |= u64::from(*mask != 0) << w;
     }
+    let blocks = old.len() / 64;
+    let mut words = masks.iter_mut().skip(blocks);
     let (o, n) = (old_blocks.remainder(), new_blocks.remainder());
-    if o.is_empty() {
-        words.for_each(|mask| *mask = 0);
-        return;
-    }
-    if let Some(mask) = words.next() {
+    if !o.is_empty()
+        && let Some(mask) = words.next()
+    {
         *mask = o
             .iter()
             .zip(n)
             .enumerate()
             .fold(0, |m, (i, (a, b))| m | (u64::from(a != b) << i));
+        changed |= u64::from(*mask != 0) << blocks;
     }
     words.for_each(|mask| *mask = 0);
+    changed
 }
 
 /// The change bits of one 64-byte block.
@@ -138,7 +198,7 @@ fn nonzero_bytes(x: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -148,6 +208,26 @@ mod tests {
             m[i / 64] |= u64::from(a != b) << (i % 64);
         }
         m
+    }
+
+    /// The runs, in the order they were visited.
+    struct Collect(Vec<(usize, usize)>);
+
+    impl RunVisitor for Collect {
+        type Error = ();
+
+        fn run(&mut self, start: usize, end: usize) -> Result<(), ()> {
+            self.0.push((start, end));
+            Ok(())
+        }
+    }
+
+    /// Bit `w` set for each non-zero word of `masks`.
+    pub(crate) fn changed_words(masks: &[u64]) -> u64 {
+        masks
+            .iter()
+            .enumerate()
+            .fold(0, |c, (w, &m)| c | u64::from(m != 0) << w)
     }
 
     #[test]
@@ -175,11 +255,14 @@ mod tests {
                     new[i] ^= x;
                 }
             }
+            let expect = naive_masks(&old, &new);
             let mut masks = [u64::MAX; WORDS];
-            fill_masks_portable(&old, &new, &mut masks);
-            prop_assert_eq!(masks, naive_masks(&old, &new));
-            fill_masks(&old, &new, &mut masks);
-            prop_assert_eq!(masks, naive_masks(&old, &new));
+            let changed = fill_masks_portable(&old, &new, &mut masks);
+            prop_assert_eq!(masks, expect);
+            prop_assert_eq!(changed, changed_words(&expect));
+            let changed = fill_masks(&old, &new, &mut masks);
+            prop_assert_eq!(masks, expect);
+            prop_assert_eq!(changed, changed_words(&expect));
         }
 
         #[test]
@@ -195,13 +278,9 @@ mod tests {
                 expect.push((start, end));
                 at = end;
             }
-            let mut got = Vec::new();
-            for_each_changed_run(&old, &new, |start, end| {
-                got.push((start, end));
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-            prop_assert_eq!(got, expect);
+            let mut got = Collect(Vec::new());
+            for_each_changed_run(&old, &new, false, &mut got).unwrap();
+            prop_assert_eq!(got.0, expect);
         }
     }
 }

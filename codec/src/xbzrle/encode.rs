@@ -1,6 +1,6 @@
 //! The XBZRLE encoder: the changed runs written as `(zrun, nzrun, bytes)` pairs.
 
-use super::changes::for_each_changed_run;
+use super::changes::{RunVisitor, for_each_changed_run};
 use super::uleb::{self, MAX_RUN};
 use super::{XbzrleGaveUp, XbzrleMode};
 
@@ -55,85 +55,97 @@ pub fn encode(
     Ok(written)
 }
 
-/// Writes the pairs of every changed run into `out`, absorbing short gaps when `ABSORB`
-/// (Compact), and returns the bytes written, whether anything changed, and whether unchanged
+/// Writes the pairs of every changed run into `out`, Compact's 1-byte gaps absorbed when
+/// `COMPACT`, and returns the bytes written, whether anything changed, and whether unchanged
 /// bytes follow the last changed run. One copy of the loop per mode, so the per-run work has
 /// no mode test.
 #[inline(always)]
-fn encode_runs<const ABSORB: bool>(
+fn encode_runs<const COMPACT: bool>(
     old: &[u8],
     new: &[u8],
     out: &mut [u8],
 ) -> Result<(usize, bool, bool), XbzrleGaveUp> {
-    let mut writer = Writer {
-        out,
-        written: 0,
-        new,
+    let mut runs = RunEncoder::<COMPACT> {
+        writer: Writer {
+            out,
+            written: 0,
+            new,
+        },
+        old,
+        done: 0,
     };
-    // The pair not yet written (Compact): it may still absorb the next changed run.
-    let mut group: Option<Group> = None;
-    // End of the last changed byte described so far.
-    let mut done = 0;
-    for_each_changed_run(old, new, |start, end| {
-        let mut gap = start - done;
-        while gap > MAX_RUN {
-            // Split a long unchanged run: rewrite one unchanged byte as a changed run of 1,
-            // leaving at least one unchanged byte before the next changed run.
-            let skip = MAX_RUN.min(gap - 2);
-            if ABSORB {
-                // The split byte's pair may still absorb the next changed run.
-                let split = Group {
-                    zrun: skip,
-                    start: done + skip,
-                    len: 1,
-                };
-                if let Some(g) = group.replace(split) {
-                    writer.pair(g.zrun, g.start, g.len)?;
-                }
-            } else {
-                writer.pair(skip, done + skip, 1)?;
-            }
-            done += skip + 1;
-            gap = start - done;
-        }
-        let len = end - start;
-        if len > MAX_RUN {
-            return Err(XbzrleGaveUp);
-        }
-        done = end;
-        if !ABSORB {
-            return writer.pair(gap, start, len);
-        }
-        if let Some(g) = &mut group {
-            if worth_absorbing(g.len, gap, len) {
-                g.len += gap + len;
-                // The group only grows: give up as soon as its bytes alone cannot fit.
-                if writer.written + g.len > writer.out.len() {
-                    return Err(XbzrleGaveUp);
-                }
-                return Ok(());
-            }
-            writer.pair(g.zrun, g.start, g.len)?;
-        }
-        group = Some(Group {
-            zrun: gap,
-            start,
-            len,
-        });
-        Ok(())
-    })?;
-    if let Some(g) = group {
-        writer.pair(g.zrun, g.start, g.len)?;
-    }
+    for_each_changed_run(old, new, COMPACT, &mut runs)?;
     // Nothing changed exactly when `done` never moved: every changed run ends past 0.
-    Ok((writer.written, done > 0, done < new.len()))
+    Ok((runs.writer.written, runs.done > 0, runs.done < new.len()))
 }
 
-/// A `(zrun, nzrun)` pair not yet written: it may still absorb the next changed run.
-struct Group {
-    zrun: usize,
-    start: usize,
-    len: usize,
+/// The encoder's state while it is given the changed runs in order.
+struct RunEncoder<'a, const COMPACT: bool> {
+    writer: Writer<'a>,
+    old: &'a [u8],
+    /// End of the last changed byte described so far.
+    done: usize,
+}
+
+impl<const COMPACT: bool> RunVisitor for RunEncoder<'_, COMPACT> {
+    type Error = XbzrleGaveUp;
+
+    /// Writes the pair of the changed run `start..end`.
+    #[inline(always)]
+    fn run(&mut self, start: usize, end: usize) -> Result<(), XbzrleGaveUp> {
+        if start - self.done > MAX_RUN {
+            self.split_gap(start)?;
+        }
+        let gap = start - self.done;
+        let len = end - start;
+        self.done = end;
+        if len > MAX_RUN {
+            return self.split_run(gap, start, end);
+        }
+        self.writer.pair(gap, start, len)
+    }
+}
+
+impl<const COMPACT: bool> RunEncoder<'_, COMPACT> {
+    /// Splits the unchanged run before `start`, longer than [`MAX_RUN`]: rewrites one
+    /// unchanged byte as a changed run of 1 every [`MAX_RUN`] bytes, leaving at least one
+    /// unchanged byte before the next changed run. Only pages larger than 16 KiB need it.
+    #[cold]
+    #[inline(never)]
+    fn split_gap(&mut self, start: usize) -> Result<(), XbzrleGaveUp> {
+        while start - self.done > MAX_RUN {
+            let skip = MAX_RUN.min(start - self.done - 2);
+            self.writer.pair(skip, self.done + skip, 1)?;
+            self.done += skip + 1;
+        }
+        Ok(())
+    }
+
+    /// Writes a changed run `start..end` longer than [`MAX_RUN`], after `gap` unchanged bytes.
+    /// QEMU cannot; Compact's run is then made of shorter ones joined by absorbed 1-byte gaps,
+    /// and is cut at those gaps into pieces that fit, each no larger than the runs it joins.
+    #[cold]
+    #[inline(never)]
+    fn split_run(
+        &mut self,
+        mut gap: usize,
+        mut start: usize,
+        end: usize,
+    ) -> Result<(), XbzrleGaveUp> {
+        if !COMPACT {
+            return Err(XbzrleGaveUp);
+        }
+        while end - start > MAX_RUN {
+            // The last unchanged byte the piece can stop at; none: a changed run too long.
+            let cut = (start + 1..=start + MAX_RUN)
+                .rev()
+                .find(|&i| self.old[i] == self.writer.new[i])
+                .ok_or(XbzrleGaveUp)?;
+            self.writer.pair(gap, start, cut - start)?;
+            (gap, start) = (1, cut + 1);
+        }
+        self.writer.pair(gap, start, end - start)
+    }
 }
 
 /// Writes pairs into the output.
@@ -143,34 +155,47 @@ struct Writer<'a> {
     new: &'a [u8],
 }
 
+/// Room for two two-byte lengths and a short run.
+const ROOM: usize = 4 + SHORT_RUN;
+
 impl Writer<'_> {
     /// Writes the pair `zrun`, then the changed run `new[start..start + len]`; gives up when
     /// it does not fit.
     #[inline(always)]
     fn pair(&mut self, zrun: usize, start: usize, len: usize) -> Result<(), XbzrleGaveUp> {
-        /// Room for two two-byte lengths and a short run.
-        const ROOM: usize = 4 + SHORT_RUN;
+        let (lengths, size) = uleb::pair(zrun, len);
         if len <= SHORT_RUN
             && self.written + ROOM <= self.out.len()
             && start + SHORT_RUN <= self.new.len()
         {
-            // The common case of scattered changes, with room to spare: one fixed-size copy
-            // (the bytes past `len` are overwritten by the next pair or lie past the delta).
+            // The common case of scattered changes, with room to spare: the lengths as one
+            // 4-byte store and the bytes as one 16-byte copy (what lies past the pair is
+            // overwritten by the next pair or lies past the delta).
             let out = &mut self.out[self.written..self.written + ROOM];
-            let mut at = uleb::write(out, zrun);
-            at += uleb::write(&mut out[at..], len);
-            out[at..at + SHORT_RUN].copy_from_slice(&self.new[start..start + SHORT_RUN]);
-            self.written += at + len;
+            out[..4].copy_from_slice(&lengths.to_le_bytes());
+            out[size..size + SHORT_RUN].copy_from_slice(&self.new[start..start + SHORT_RUN]);
+            self.written += size + len;
             return Ok(());
         }
-        let need = uleb::len(zrun) + uleb::len(len) + len;
+        self.long_pair(lengths, size, start, len)
+    }
+
+    /// [`Writer::pair`] for a long run, or near the end of the page or the output.
+    #[inline(never)]
+    fn long_pair(
+        &mut self,
+        lengths: u32,
+        size: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<(), XbzrleGaveUp> {
+        let need = size + len;
         if self.written + need > self.out.len() {
             return Err(XbzrleGaveUp);
         }
-        let out = &mut self.out[self.written..];
-        let mut at = uleb::write(out, zrun);
-        at += uleb::write(&mut out[at..], len);
-        out[at..at + len].copy_from_slice(&self.new[start..start + len]);
+        let out = &mut self.out[self.written..self.written + need];
+        out[..size].copy_from_slice(&lengths.to_le_bytes()[..size]);
+        out[size..].copy_from_slice(&self.new[start..start + len]);
         self.written += need;
         Ok(())
     }
@@ -178,40 +203,3 @@ impl Writer<'_> {
 
 /// Changed runs up to this length are copied with one fixed-size move.
 const SHORT_RUN: usize = 16;
-
-/// Whether writing `gap` unchanged bytes as part of one changed run (from runs of `before` and
-/// `after` changed bytes) is worth it against the separate `nzrun, zrun, nzrun` lengths.
-///
-/// Absorbing is chosen when it is smaller, and on a tie when the merged run is the first to
-/// need a two-byte length: from there on every 1-byte gap absorbed saves a byte, where
-/// splitting would pay a new pair's lengths again. Each step is no larger than QEMU's choice
-/// (never absorb), so the whole delta is never larger than QEMU's.
-#[inline]
-fn worth_absorbing(before: usize, gap: usize, after: usize) -> bool {
-    let merged = before + gap + after;
-    if merged < 0x80 {
-        // Every length is one byte: the gap's bytes against one length saved.
-        return gap == 1;
-    }
-    if merged > MAX_RUN {
-        return false;
-    }
-    let absorbed = gap + uleb::len(merged);
-    let separate = uleb::len(before) + uleb::len(gap) + uleb::len(after);
-    absorbed < separate || (absorbed == separate && uleb::len(before) < uleb::len(merged))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absorbs_only_gaps_that_save_bytes() {
-        assert!(worth_absorbing(1, 1, 1)); // 1 + 1 < 3
-        assert!(!worth_absorbing(1, 2, 1)); // a tie: 2 + 1 == 3
-        assert!(worth_absorbing(127, 1, 1)); // a tie, and the merged run needs 2 length bytes
-        assert!(worth_absorbing(200, 2, 200)); // 2 + 2 < 5
-        assert!(!worth_absorbing(200, 3, 200)); // a tie: 3 + 2 == 5
-        assert!(!worth_absorbing(MAX_RUN - 1, 1, 1)); // would pass the longest run
-    }
-}

@@ -14,18 +14,20 @@
 //!   gives up exactly when it does, quirks included: it gives up when fewer than two bytes of
 //!   room are left after the last changed run even if only unchanged bytes follow, and (for an
 //!   output limit below 2) even for identical pages.
-//! - [`XbzrleMode::Compact`] (the default) absorbs an unchanged gap between two changed runs
-//!   into one changed run when the gap's bytes cost less than the lengths they replace (a
-//!   1-byte gap, or 2 bytes between long runs; see the encoder for ties). Its output is never larger than QEMU's,
-//!   QEMU's decoder reads it, and it gives up only when its delta does not fit: never when
-//!   QEMU's would fit.
+//! - [`XbzrleMode::Compact`] (the default) absorbs every 1-byte unchanged gap between two
+//!   changed bytes into one changed run: the gap's byte replaces a `zrun` length byte, and the
+//!   `nzrun` lengths of the joined runs (at least two bytes) become one length of at most two.
+//!   (The last byte of each 4 KiB chunk of a larger page is left as it is.) Its output is never
+//!   larger than QEMU's, QEMU's decoder reads it, and it gives up only when its delta does not
+//!   fit: never when QEMU's would fit.
 //!
 //! # Pages larger than 4 KiB
 //! QEMU only writes 4 KiB pages, where no run passes `0x3fff`. For larger pages, in both modes:
 //! an unchanged run longer than [`MAX_RUN`] is split by rewriting one unchanged byte as a
 //! changed run of length 1 (`zrun` of up to `0x3fff`, `nzrun` 1, then the rest of the
 //! unchanged run, at least one byte); a changed run longer than [`MAX_RUN`] cannot be
-//! written, so the encoder gives up.
+//! written, so the encoder gives up. (Compact cuts a joined run longer than [`MAX_RUN`] at one
+//! of the gaps it absorbed, and gives up only when a changed run itself is that long.)
 //!
 //! # Decoding
 //! [`decode`] accepts exactly what QEMU's `xbzrle_decode_buffer` accepts, and names the

@@ -336,3 +336,33 @@ fn gives_up_on_a_changed_run_longer_than_the_longest_length() {
         assert_eq!(encoded(&old, &new, 65536, mode), Err(XbzrleGaveUp));
     }
 }
+
+#[test]
+fn cuts_joined_runs_longer_than_the_longest_length_at_their_gaps() {
+    let old = vec![0u8; 65536];
+    // 20000 changed bytes, each 1-byte gap absorbed by Compact: one run of 39999 bytes.
+    let mut new = old.clone();
+    for i in (100..40100).step_by(2) {
+        new[i] = 1;
+    }
+    // A changed run of exactly MAX_RUN bytes one gap after a changed byte: the cut must fall
+    // on that gap.
+    let mut edge = old.clone();
+    edge[100] = 1;
+    edge[102..102 + MAX_RUN].fill(1);
+    for new in [new, edge] {
+        let qemu = encoded(&old, &new, 65536, XbzrleMode::Qemu).unwrap();
+        let compact = encoded(&old, &new, 65536, XbzrleMode::Compact).unwrap();
+        assert!(
+            compact.len() <= qemu.len(),
+            "{} > {}",
+            compact.len(),
+            qemu.len()
+        );
+        for delta in [qemu, compact] {
+            let mut page = old.clone();
+            decode(&delta, &mut page).unwrap();
+            assert!(page == new);
+        }
+    }
+}

@@ -8,26 +8,23 @@
 /// The longest run (unchanged or changed) one length can describe: `0x3fff` bytes.
 pub const MAX_RUN: usize = 0x3fff;
 
-/// How many bytes `n` takes (1 or 2). `n` must be at most [`MAX_RUN`].
-#[inline]
-pub(crate) fn len(n: usize) -> usize {
-    debug_assert!(n <= MAX_RUN);
-    if n < 0x80 { 1 } else { 2 }
+/// Both lengths of a pair, `zrun` then `nzrun` (each at most [`MAX_RUN`]), as the
+/// little-endian bytes of the result's first value, and how many bytes they take (2 to 4).
+/// Computed without branches: short runs of varied lengths would mispredict them.
+#[inline(always)]
+pub(crate) fn pair(zrun: usize, nzrun: usize) -> (u32, usize) {
+    let (z, z_len) = encoded(zrun);
+    let (n, n_len) = encoded(nzrun);
+    (z | n << (8 * z_len), z_len + n_len)
 }
 
-/// Writes `n` (at most [`MAX_RUN`]) at the start of `out`, which has room for [`len`]`(n)`
-/// bytes, and returns how many bytes it wrote.
-#[inline]
-pub(crate) fn write(out: &mut [u8], n: usize) -> usize {
+/// `n` (at most [`MAX_RUN`]) as the little-endian bytes of the result's first value, and how
+/// many bytes it takes.
+#[inline(always)]
+fn encoded(n: usize) -> (u32, usize) {
     debug_assert!(n <= MAX_RUN);
-    if n < 0x80 {
-        out[0] = n as u8;
-        1
-    } else {
-        out[0] = (n as u8 & 0x7f) | 0x80;
-        out[1] = (n >> 7) as u8;
-        2
-    }
+    let two = usize::from(n >= 0x80);
+    ((n & 0x7f | two << 7 | (n >> 7) << 8) as u32, 1 + two)
 }
 
 /// Why a length could not be read.
@@ -57,10 +54,9 @@ mod tests {
     use super::*;
 
     fn written(n: usize) -> Vec<u8> {
-        let mut buf = [0u8; 2];
-        let k = write(&mut buf, n);
-        assert_eq!(k, len(n));
-        buf[..k].to_vec()
+        let (bytes, k) = encoded(n);
+        assert_eq!(k, if n < 0x80 { 1 } else { 2 });
+        bytes.to_le_bytes()[..k].to_vec()
     }
 
     #[test]
@@ -75,9 +71,26 @@ mod tests {
     }
 
     #[test]
+    fn pairs_are_the_two_lengths_in_order() {
+        for (z, n) in [
+            (0, 1),
+            (127, 128),
+            (128, 127),
+            (4095, MAX_RUN),
+            (MAX_RUN, 1),
+            (1, 1),
+        ] {
+            let (bytes, size) = pair(z, n);
+            let expect = [written(z), written(n)].concat();
+            assert_eq!(size, expect.len());
+            assert_eq!(&bytes.to_le_bytes()[..size], expect.as_slice(), "{z}, {n}");
+        }
+    }
+
+    #[test]
     fn reads_back_every_length() {
         for n in 0..=MAX_RUN {
-            assert_eq!(read(&written(n)), Ok((n, len(n))));
+            assert_eq!(read(&written(n)), Ok((n, written(n).len())));
         }
     }
 
