@@ -382,8 +382,8 @@ impl<M: SourceMemory> SourceSession<M> {
     }
 
     /// PAGE_REQUEST: the destination's guest waits for these pages. During the push, each the
-    /// strategy has not handed out yet goes ahead of it; after the push every page is on its
-    /// way already.
+    /// strategy has not handed out yet, or that waits in its stream's queue unencoded, goes
+    /// ahead of the push; after the push every page is on its way already.
     fn on_page_request(&mut self, request: &PageRequest) {
         self.stats.page_requests += 1;
         self.stats.pages_requested += request.pages.len() as u64;
@@ -392,8 +392,17 @@ impl<M: SourceMemory> SourceSession<M> {
             return;
         }
         for &page in &request.pages {
-            if self.strategy.on_fault(page) == FaultAction::SendNow {
-                self.requested[self.affinity.index_of(page)].push_back(page);
+            let index = self.affinity.index_of(page);
+            let queued = &mut self.pending[index];
+            let ahead = match self.strategy.on_fault(page) {
+                FaultAction::SendNow => true,
+                FaultAction::AlreadySent => match queued.iter().position(|p| *p == page) {
+                    Some(at) => queued.remove(at).is_some(),
+                    None => false,
+                },
+            };
+            if ahead {
+                self.requested[index].push_back(page);
                 self.stats.requested_sent += 1;
             }
         }
