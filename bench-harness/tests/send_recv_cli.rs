@@ -188,12 +188,18 @@ enum Start {
 /// Migrates the trace's guest with `strategy`; the received file must be the trace's image
 /// after the epochs the guest wrote before it was suspended.
 fn migrate(strategy: &str, start: Start) {
+    migrate_with(strategy, start, &[]);
+}
+
+/// [`migrate`] with more `send` arguments.
+fn migrate_with(strategy: &str, start: Start, extra: &[&str]) {
     let dir = scratch(strategy);
     let pki = certs(&dir);
     let trace = trace(&dir);
     let out = dir.join("received.img");
     let receiver = Receiver::start(&pki, &out);
     let mut command = send(&pki, &receiver.address, &trace, strategy, "4mbit");
+    command.args(extra);
     let image = dir.join("guest.img");
     let initial = image_after(&trace, 0);
     if let Start::ImageFile = start {
@@ -231,7 +237,41 @@ fn migrate(strategy: &str, start: Start) {
             "{strategy}: the guest's writes reached the --image file"
         );
     }
+    if strategy == "postcopy" || strategy == "hybrid" {
+        check_postcopy_summaries(strategy, &stdout, &recv_stdout);
+    }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The number after `word` on the line of `summary` that starts with `line` (`word` empty:
+/// the line's first number).
+fn number_after(summary: &str, line: &str, word: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .and_then(|rest| rest.split_once(word).map(|(_, after)| after))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.trim_start_matches('(').parse().ok())
+        .unwrap_or_else(|| panic!("no number after {line:?}...{word:?} in {summary}"))
+}
+
+/// Both summaries report post-copy: the deferred pages, and at the destination the faults of
+/// the stand-in vCPU (which touches pages against the push's order, so it faults) and the
+/// time it waited for them.
+fn check_postcopy_summaries(strategy: &str, sent: &str, received: &str) {
+    let deferred = number_after(sent, "post-copy:", "");
+    assert!(deferred > 0, "{strategy}: {sent}");
+    assert!(
+        sent.contains("(suspension to POSTCOPY_BEGIN)"),
+        "{strategy}: {sent}"
+    );
+    assert_eq!(number_after(received, "post-copy:", ""), deferred);
+    let faults = number_after(received, "post-copy:", "deferred;");
+    assert!(faults > 0, "{strategy}: no fault: {received}");
+    let served = number_after(received, "fault-in wait:", "max");
+    assert_eq!(served, faults, "{strategy}: {received}");
+    let requested = number_after(sent, "post-copy:", "deferred;");
+    assert_eq!(requested, faults, "{strategy}: {sent}");
 }
 
 /// Runs the migrations side by side (each waits mostly on its rate-limited link).
@@ -248,6 +288,17 @@ fn migrate_all(runs: &[(&'static str, Start)]) {
 #[test]
 fn precopy_and_ours_deliver_the_live_guests_final_memory() {
     migrate_all(&[("precopy", Start::Trace), ("ours", Start::Trace)]);
+}
+
+/// Post-copy suspends the guest before the first round: `--start` lets it write a few epochs
+/// first, so the image differs from the trace's initial one. Hybrid runs one live round.
+#[test]
+fn postcopy_and_hybrid_deliver_the_final_memory_with_the_destination_faulting_pages_in() {
+    let postcopy =
+        std::thread::spawn(|| migrate_with("postcopy", Start::Trace, &["--start", "50ms"]));
+    let hybrid = std::thread::spawn(|| migrate_with("hybrid", Start::ImageFile, &[]));
+    postcopy.join().unwrap();
+    hybrid.join().unwrap();
 }
 
 #[test]

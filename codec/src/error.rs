@@ -345,6 +345,19 @@ pub enum PeerMisbehaved {
         /// How many ranges the digest had.
         range_count: u64,
     },
+    /// After POSTCOPY_BEGIN, a record covers a page that is not deferred or has arrived
+    /// already: the destination's guest may have written it, so it must not be overwritten.
+    #[error("post-copy record for {page}, which is not a deferred page still missing")]
+    PageNotAwaited {
+        /// The page.
+        page: PageNumber,
+    },
+    /// A post-copy commit digest came while deferred pages were still missing.
+    #[error("commit digest after post-copy with {missing} deferred pages never sent")]
+    DeferredPagesMissing {
+        /// How many deferred pages had not arrived.
+        missing: u64,
+    },
     /// A dedup record names a source page whose content does not hash to the record's hash:
     /// a stale reference, which must never be applied.
     #[error(

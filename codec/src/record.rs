@@ -126,6 +126,14 @@ impl EncodingSet {
         }
     }
 
+    /// This set without `encoding`.
+    pub fn without(self, encoding: Encoding) -> EncodingSet {
+        match 1u32.checked_shl(u32::from(encoding.tag())) {
+            Some(bit) => EncodingSet(self.0 & !bit),
+            None => self,
+        }
+    }
+
     /// Whether `encoding` is in the set.
     pub fn contains(self, encoding: Encoding) -> bool {
         1u32.checked_shl(u32::from(encoding.tag()))

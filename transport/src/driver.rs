@@ -11,7 +11,8 @@
 //!    that failed (abort, refusal, error) resets its page streams instead
 //!    ([`Outbox::abandon_pages`]): only the control stream, which carries the ABORT, is
 //!    drained. The peer takes a page stream reset that way as that stream's early end.
-//! 4. Otherwise wait for whichever comes first: bytes on a stream the session wants
+//! 4. Take bytes that arrived meanwhile (one chunk) and go to 1; if nothing was sent or
+//!    received in 1 and 2, wait for whichever comes first: bytes on a stream the session wants
 //!    ([`Inbox::recv_from`] with `wants_data`, so a stream held by an iteration barrier stays
 //!    unread and its sender is slowed by flow control), room in a queue, or the session's
 //!    timeout.
@@ -161,11 +162,18 @@ pub async fn drive_abortable<S: Session>(
         if session.is_closed() {
             break;
         }
-        if progressed {
-            continue;
-        }
         let deadline = session.poll_timeout().map(|at| epoch + at);
+        // After progress, bytes that already arrived are still taken before sending more
+        // (`biased`: in this order; the last branch is ready at once): a source whose page
+        // streams always have room would otherwise read nothing until its pages ran out, and a
+        // post-copy PAGE_REQUEST would wait behind the whole background push.
         let result = tokio::select! {
+            biased;
+            (reason, message) = &mut abort, if abort_pending => {
+                abort_pending = false;
+                session.abort(epoch.elapsed(), reason, message);
+                Ok(())
+            }
             received = inbox.recv_from(|stream| session.wants_data(stream)) => {
                 let now = epoch.elapsed();
                 match received {
@@ -204,13 +212,9 @@ pub async fn drive_abortable<S: Session>(
                     }
                 }
             }
-            () = outbox.room() => Ok(()),
-            () = sleep_until(deadline) => session.handle_timeout(epoch.elapsed()),
-            (reason, message) = &mut abort, if abort_pending => {
-                abort_pending = false;
-                session.abort(epoch.elapsed(), reason, message);
-                Ok(())
-            }
+            () = outbox.room(), if !progressed => Ok(()),
+            () = sleep_until(deadline), if !progressed => session.handle_timeout(epoch.elapsed()),
+            () = std::future::ready(()), if progressed => Ok(()),
         };
         if let Err(error) = result {
             failure.get_or_insert(error.into());

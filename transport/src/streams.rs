@@ -29,6 +29,9 @@ pub use pagewire_codec::session::StreamId;
 /// migration ended without activation, and the pages still queued are not worth sending.
 pub const PAGES_ABANDONED: quinn::VarInt = quinn::VarInt::from_u32(1);
 
+/// The quinn priority of the source's control stream (page streams keep the default, 0).
+const CONTROL_PRIORITY: i32 = 1;
+
 /// How streams are set up and bounded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamConfig {
@@ -40,7 +43,8 @@ pub struct StreamConfig {
     pub read_chunk: usize,
     /// Chunks received but not yet taken from the [`Inbox`], per stream.
     pub inbox_chunks: usize,
-    /// Limit on page-stream bytes (control frames are never held back).
+    /// Limit on page-stream bytes (control frames are never held back, nor the post-copy pages
+    /// a destination requested, which travel on the control stream).
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -306,6 +310,11 @@ pub async fn open(
     config: &StreamConfig,
 ) -> Result<(Outbox, Inbox), StreamError> {
     let (control_send, control_recv) = connection.open_bi().await?;
+    // quinn sends a higher-priority stream's data before the others' buffered data. The control
+    // stream carries the pages a post-copy destination faulted on (the session puts them
+    // there, spec/wire.md §9.3): they must not wait behind the megabytes the page streams hold
+    // in quinn's send buffer. The stream was just opened, so it cannot be closed yet.
+    let _ = control_send.set_priority(CONTROL_PRIORITY);
     let mut page_sends = Vec::with_capacity(usize::from(config.page_streams));
     for _ in 0..config.page_streams {
         page_sends.push(connection.open_uni().await?);

@@ -16,6 +16,8 @@ use super::units::format_bytes;
 pub(crate) struct Timeline {
     /// Suspension (source) or the start of stop-and-copy (destination).
     pub(crate) stopped: Option<Duration>,
+    /// POSTCOPY_BEGIN (the VM resumes at the destination before every page arrived).
+    pub(crate) postcopy: Option<Duration>,
     /// Activation.
     pub(crate) activated: Option<Duration>,
 }
@@ -64,9 +66,11 @@ impl<'a> Summary<'a> {
 
     /// What the downtime measures, for the reader.
     fn downtime_is(&self) -> &'static str {
-        match self.side {
-            Side::Source { .. } => "suspension to activation",
-            Side::Destination { .. } => "SUSPEND received to activation",
+        match (&self.side, self.timeline.postcopy.is_some()) {
+            (Side::Source { .. }, false) => "suspension to activation",
+            (Side::Source { .. }, true) => "suspension to POSTCOPY_BEGIN",
+            (Side::Destination { .. }, false) => "SUSPEND received to activation",
+            (Side::Destination { .. }, true) => "SUSPEND received to POSTCOPY_BEGIN",
         }
     }
 
@@ -97,7 +101,9 @@ impl<'a> Summary<'a> {
             Some(failure) => writeln!(f, "Migration status: failed: {failure}")?,
         }
         writeln!(f, "total time: {:.0} ms", seconds * 1e3)?;
-        let downtime = self.timeline.stopped.zip(self.timeline.activated);
+        // In post-copy the VM runs again at POSTCOPY_BEGIN (then stalls on each fault).
+        let resumed = self.timeline.postcopy.or(self.timeline.activated);
+        let downtime = self.timeline.stopped.zip(resumed);
         match downtime.map(|(stopped, activated)| activated.saturating_sub(stopped)) {
             Some(downtime) => writeln!(
                 f,
@@ -142,6 +148,7 @@ impl Display for Summary<'_> {
                     "pages applied: {} in {} batches",
                     stats.pages, stats.batches
                 )?;
+                fmt_faults(f, stats)?;
                 match device_state {
                     Some(bytes) => writeln!(f, "device state: {bytes} bytes"),
                     None => Ok(()),
@@ -159,6 +166,13 @@ fn fmt_source(
     guest: Option<(u64, u64)>,
 ) -> fmt::Result {
     writeln!(f, "pages sent: {}", stats.pages_sent)?;
+    if stats.deferred_pages > 0 {
+        writeln!(
+            f,
+            "post-copy: {} pages deferred; {} pages requested in {} requests, {} sent ahead of the push",
+            stats.deferred_pages, stats.pages_requested, stats.page_requests, stats.requested_sent
+        )?;
+    }
     let unchanged: u64 = encoders.iter().map(|e| e.unchanged).sum();
     write!(f, "pages per encoding:")?;
     for encoding in Encoding::KNOWN {
@@ -192,4 +206,28 @@ fn fmt_source(
         )?;
     }
     Ok(())
+}
+
+/// The destination's post-copy faults and how long the guest waited for them.
+fn fmt_faults(f: &mut Formatter<'_>, stats: &DestinationStats) -> fmt::Result {
+    if stats.deferred_pages == 0 {
+        return Ok(());
+    }
+    writeln!(
+        f,
+        "post-copy: {} pages deferred; {} faults in {} requests",
+        stats.deferred_pages, stats.faults, stats.page_requests
+    )?;
+    let mean = stats
+        .fault_wait_total
+        .checked_div(u32::try_from(stats.faults_served).unwrap_or(u32::MAX))
+        .unwrap_or_default();
+    writeln!(
+        f,
+        "fault-in wait: {:.1} ms in all, {:.2} ms mean, {:.1} ms max ({} faults served)",
+        stats.fault_wait_total.as_secs_f64() * 1e3,
+        mean.as_secs_f64() * 1e3,
+        stats.fault_wait_max.as_secs_f64() * 1e3,
+        stats.faults_served
+    )
 }

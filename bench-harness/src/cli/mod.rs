@@ -4,6 +4,7 @@
 
 mod bench;
 mod certs;
+mod fault_in;
 mod migration_summary;
 mod peer;
 mod recv;
@@ -43,6 +44,12 @@ enum Command {
     /// Migrate a memory image to `pagewire recv` while a live guest replays a trace into it.
     Send(send::SendArgs),
     /// Receive a migration from `pagewire send` and write the memory to a file.
+    ///
+    /// With a post-copy source (`send --strategy postcopy` or `hybrid`) the VM would run here
+    /// from POSTCOPY_BEGIN on; recv runs no VM, so a stand-in vCPU touches every page from the
+    /// highest down, faulting in each missing page and waiting for it, and writes nothing: the
+    /// file is the source's memory as of its suspension. The summary shows the faults and the
+    /// time waited for them.
     Recv(recv::RecvArgs),
 }
 

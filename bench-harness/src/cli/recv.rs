@@ -9,6 +9,12 @@
 //! decoded in place, with no system call per page, and the file's blocks are reserved before
 //! the migration starts, so a full disk refuses the migration instead of failing it halfway.
 //! Nothing else may truncate `FILE.partial` while it is received.
+//!
+//! Post-copy (`send --strategy postcopy` or `hybrid`): the VM would run here from
+//! POSTCOPY_BEGIN on. `recv` has no VM; a stand-in vCPU ([`TopDownToucher`]) touches every
+//! page from the highest down, faulting in each missing page and waiting for it, without
+//! writing, so FILE is still the source's memory as of its suspension. The summary shows the
+//! faults and their wait.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +31,7 @@ use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{ConnectError, Listener, PeerName, Tuning};
 
 use super::CliResult;
+use super::fault_in::TopDownToucher;
 use super::migration_summary::{Side, Summary, Timeline};
 use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
 use super::units::parse_size;
@@ -119,13 +126,15 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
         config.max_page_streams = MAX_PAGE_STREAMS;
         let mut session = DestinationSession::new(config, memory, Duration::ZERO)?;
         let (mut timeline, mut device_state) = (Timeline::default(), None);
+        let mut vcpu = TopDownToucher::default();
         let result = drive_abortable(
             &mut session,
             outbox,
             inbox,
             epoch,
             DriverConfig::default(),
-            |_, now, event| {
+            |session, now, event| {
+                vcpu.on_event(session, now, &event)?;
                 match event {
                     Event::PhaseChanged(Phase::StopAndCopy) => {
                         timeline.stopped = Some(now);
@@ -136,6 +145,10 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
                         bar.set_message(format!("iteration {} applied", iteration.0));
                     }
                     Event::DeviceState(state) => device_state = Some(state.len()),
+                    Event::PostCopyStarted { .. } => {
+                        timeline.postcopy = Some(now);
+                        bar.set_message("post-copy: the stand-in vCPU faults pages in");
+                    }
                     Event::Activated => timeline.activated = Some(now),
                     _ => {}
                 }

@@ -61,7 +61,10 @@ pub(crate) struct SendArgs {
     /// Page size of an --image without --trace.
     #[arg(long, value_parser = parse_size, default_value = "4KiB")]
     page_size: u64,
-    /// The page-selection strategy, with parameters (`precopy:max-rounds=10`).
+    /// The page-selection strategy, with parameters (`precopy:max-rounds=10`). `postcopy`
+    /// and `hybrid` (pre-copy rounds, then post-copy) suspend the guest here and resume it at
+    /// the destination before every page arrived (the guest here writes nothing after its
+    /// suspension; see `pagewire recv --help` for the destination's side).
     #[arg(long, default_value = "ours")]
     strategy: String,
     /// Page streams, besides the control stream.
@@ -214,6 +217,7 @@ where
                         return live.suspend(now, Bytes::from(args.vm.clone().into_bytes()));
                     }
                     Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
+                    Event::PostCopyStarted { .. } => timeline.postcopy = Some(now),
                     Event::Activated => timeline.activated = Some(now),
                     _ => {}
                 }

@@ -40,8 +40,11 @@
 //!   image ([`crate::trace::TraceReader::page`]) needs `&mut` (it decodes lazily), so the
 //!   guest needs a second full copy or an adapter with interior mutability, and the
 //!   destination a third: two to three times the memory per run, times rayon's parallel runs;
-//! - post-copy (and hybrid, which ends in it) is refused by the source session
-//!   (`Unsupported("post-copy")`);
+//! - post-copy (and hybrid, which ends in it): the sessions run it, but the destination's
+//!   guest would have to be driven too (its writes after POSTCOPY_BEGIN, a fault through
+//!   `DestinationSession::fault` for each write to a missing page, the stall until
+//!   `Event::PageArrived`), where this driver charges a fault a round trip and the page
+//!   (no longer an obstacle in itself, only more to drive);
 //! - metrics: the sessions count bytes per stream, not page data against control, nor the
 //!   per-page resend costs and per-round figures [`RunResult`] reports; that needs either
 //!   decoding the session's frames again or new counters in `SourceStats` (a public API

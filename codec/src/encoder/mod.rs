@@ -317,6 +317,13 @@ impl Encoder {
         self.dedup.forget(page);
     }
 
+    /// Stops making dedup references (for good): the destination's copy of every page may
+    /// change without the encoder knowing (post-copy: the guest runs there). XBZRLE deltas stay:
+    /// they apply to pages the destination has not touched.
+    pub fn stop_dedup(&mut self) {
+        self.config.encodings = self.config.encodings.without(Encoding::Dedup);
+    }
+
     /// Picks the body for `page` and updates the cache and dedup index as if it were applied.
     fn choose(&mut self, page: PageNumber, bytes: &[u8]) -> Option<RecordBody> {
         let encodings = self.config.encodings;

@@ -99,11 +99,18 @@ pub struct DestinationConfig {
     pub limits: Limits,
     /// The most bytes a stream may buffer while an iteration barrier holds it back.
     pub max_held_bytes: usize,
+    /// Whether to announce the post-copy feature: the source may then start the VM here
+    /// before every page arrived ([`Event::PostCopyStarted`](crate::session::Event)), and a
+    /// commit digest that then disagrees cannot be repaired.
+    pub postcopy: bool,
+    /// Post-copy: the most pages requested and not yet arrived at a time (a PAGE_REQUEST
+    /// names at most the protocol's 4096 pages; more are split).
+    pub max_outstanding_faults: usize,
 }
 
 impl DestinationConfig {
     /// Defaults: every encoding, up to 16 page streams, 3 commit rounds, no idle timeout,
-    /// default limits, 8 MiB held per stream.
+    /// default limits, 8 MiB held per stream, post-copy announced, 4096 outstanding faults.
     pub fn new(migration_id: MigrationId) -> DestinationConfig {
         DestinationConfig {
             migration_id,
@@ -114,6 +121,8 @@ impl DestinationConfig {
             idle_timeout: None,
             limits: Limits::default(),
             max_held_bytes: 8 << 20,
+            postcopy: true,
+            max_outstanding_faults: 4096,
         }
     }
 }

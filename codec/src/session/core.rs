@@ -120,6 +120,11 @@ impl Core {
         self.control_out.len()
     }
 
+    /// The latest time a call passed in.
+    pub(crate) fn now(&self) -> Duration {
+        self.last_activity
+    }
+
     pub(crate) fn received(&mut self, now: Duration, len: usize) {
         self.bytes_in += len as u64;
         self.last_activity = self.last_activity.max(now);

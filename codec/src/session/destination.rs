@@ -8,21 +8,26 @@ use bytes::Bytes;
 use crate::decoder::Decoder;
 use crate::error::PeerIncompatible;
 use crate::frame::{
-    AbortReason, CommitAnswer, CommitDigest, DeviceState, Features, Frame, FrameDecoder, FrameType,
-    Hello, Iteration, IterationEnd, Limits, PageBatch, RefusalReason, ReservationAnswer, Role,
+    AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
+    FrameDecoder, FrameType, Hello, Iteration, IterationEnd, Limits, PageBatch, PageRequest,
+    RefusalReason, ReservationAnswer, Role,
 };
 use crate::memory::DestinationMemory;
 use crate::phase::{Direction, Phase};
 use crate::session::core::Core;
 use crate::session::digest::digest_of;
+use crate::session::postcopy::{FaultError, FaultStatus, PostCopyPages};
 use crate::session::source::{mandatory, name, send_limits};
 use crate::session::{ConfigError, DestinationConfig, Event, SessionError, StreamId};
+use crate::{ContentHash, PageBitmap, PageNumber};
 
 /// The destination side of a migration: checks that the source migrates the VM it reserved
 /// for, applies page batches from the control and page streams to a [`DestinationMemory`]
 /// (iteration ends are barriers across streams), compares the commit digest with its memory,
-/// and runs the VM only after the digests agree and the source says ACTIVATE. See the
-/// [module docs](crate::session) for how a transport drives it.
+/// and runs the VM only after the digests agree and the source says ACTIVATE — or, in
+/// post-copy, from POSTCOPY_BEGIN on ([`Event::PostCopyStarted`]), fetching the pages the guest
+/// faults on ([`DestinationSession::fault`]). See the [module docs](crate::session) for how a
+/// transport drives it.
 pub struct DestinationSession<M: DestinationMemory> {
     core: Core,
     memory: M,
@@ -39,6 +44,10 @@ pub struct DestinationSession<M: DestinationMemory> {
     device_state: Vec<u8>,
     commit_rounds: u32,
     activated: bool,
+    /// The DEFERRED bitmap, until POSTCOPY_BEGIN.
+    deferred: Option<PageBitmap>,
+    /// From POSTCOPY_BEGIN on.
+    postcopy: Option<PostCopyPages>,
     stats: DestinationStats,
 }
 
@@ -69,6 +78,18 @@ pub struct DestinationStats {
     pub held_batches: u64,
     /// ITERATION_ENDs that arrived before the batches they count and waited.
     pub held_ends: u64,
+    /// Post-copy: pages deferred at POSTCOPY_BEGIN.
+    pub deferred_pages: u64,
+    /// Post-copy: pages requested because the guest faulted on them.
+    pub faults: u64,
+    /// Post-copy: PAGE_REQUEST frames sent.
+    pub page_requests: u64,
+    /// Post-copy: requested pages that arrived.
+    pub faults_served: u64,
+    /// Post-copy: the time from each fault to its page's arrival, summed.
+    pub fault_wait_total: Duration,
+    /// Post-copy: the longest time from a fault to its page's arrival.
+    pub fault_wait_max: Duration,
 }
 
 impl<M: DestinationMemory> DestinationSession<M> {
@@ -103,6 +124,8 @@ impl<M: DestinationMemory> DestinationSession<M> {
             device_state: Vec::new(),
             commit_rounds: 0,
             activated: false,
+            deferred: None,
+            postcopy: None,
             stats: DestinationStats::default(),
             config,
             memory,
@@ -118,6 +141,45 @@ impl<M: DestinationMemory> DestinationSession<M> {
     /// send only after the digests agreed. After an abort, always false.
     pub fn activated(&self) -> bool {
         self.activated && self.core.phase() == Phase::Done
+    }
+
+    /// Whether the VM runs here before the commit: true from POSTCOPY_BEGIN on (see
+    /// [`Event::PostCopyStarted`]). After an abort in post-copy the VM was already running;
+    /// this stays true, and the embedder decides what to do with a guest that lacks pages.
+    pub fn postcopy_running(&self) -> bool {
+        self.postcopy.is_some()
+    }
+
+    /// Whether `page` is in memory: always before post-copy (pages are applied before the VM
+    /// runs), and in post-copy unless it was deferred and has not arrived yet.
+    pub fn is_present(&self, page: PageNumber) -> bool {
+        self.postcopy
+            .as_ref()
+            .is_none_or(|postcopy| postcopy.is_present(page))
+    }
+
+    /// Post-copy: the guest needs `page` at `now`. A missing page is requested from the source
+    /// (PAGE_REQUEST on the control stream, with the next `poll_transmit`; a page already
+    /// requested is not asked for twice); wait for [`Event::PageArrived`] before the guest
+    /// touches it. At most [`DestinationConfig::max_outstanding_faults`] pages are requested
+    /// and not arrived at a time. An error does not affect the migration.
+    pub fn fault(&mut self, now: Duration, page: PageNumber) -> Result<FaultStatus, FaultError> {
+        let page_count = self.memory.page_count();
+        if !page_count.contains(page) {
+            return Err(FaultError::PageOutOfRange { page, page_count });
+        }
+        let over = self.core.is_over();
+        let Some(postcopy) = &mut self.postcopy else {
+            return Err(FaultError::NotPostCopy);
+        };
+        if over && !postcopy.is_present(page) {
+            return Err(FaultError::MigrationOver);
+        }
+        let status = postcopy.fault(now, page)?;
+        if status == FaultStatus::Requested {
+            self.stats.faults += 1;
+        }
+        Ok(status)
     }
 
     /// The guest memory.
@@ -244,7 +306,12 @@ impl<M: DestinationMemory> DestinationSession<M> {
         budget: usize,
     ) -> Option<Bytes> {
         match stream {
-            StreamId::Control => self.core.take_control(now, budget),
+            StreamId::Control => {
+                if let Err(error) = self.send_page_requests() {
+                    self.core.fail(error);
+                }
+                self.core.take_control(now, budget)
+            }
             StreamId::Page(_) => None,
         }
     }
@@ -252,6 +319,25 @@ impl<M: DestinationMemory> DestinationSession<M> {
     /// Whether the migration is over and every byte for the peer has been taken.
     pub fn is_closed(&self) -> bool {
         self.core.is_over() && self.core.control_pending() == 0
+    }
+
+    /// Puts the faults reported since the last call into PAGE_REQUEST frames.
+    fn send_page_requests(&mut self) -> Result<(), SessionError> {
+        let Some(postcopy) = &mut self.postcopy else {
+            return Ok(());
+        };
+        if self.core.is_over() {
+            return Ok(());
+        }
+        let pages = postcopy.take_unsent();
+        let per_frame = (self.core.send_limits.max_requested_pages as usize).max(1);
+        for chunk in pages.chunks(per_frame) {
+            self.core.send(Frame::PageRequest(PageRequest {
+                pages: chunk.to_vec(),
+            }))?;
+            self.stats.page_requests += 1;
+        }
+        Ok(())
     }
 
     fn push(&mut self, stream: StreamId, data: &[u8]) -> Result<(), SessionError> {
@@ -386,7 +472,15 @@ impl<M: DestinationMemory> DestinationSession<M> {
         let Frame::PageBatch(batch) = frame else {
             return Ok(());
         };
+        if let Some(postcopy) = &self.postcopy {
+            postcopy
+                .check(&batch.records)
+                .map_err(|error| SessionError::Wire(error.into()))?;
+        }
         self.decoder.apply_all(&mut self.memory, &batch.records)?;
+        if self.postcopy.is_some() {
+            self.received_in_postcopy(&batch)?;
+        }
         self.applied += 1;
         self.stats.batches += 1;
         self.stats.pages += batch
@@ -394,6 +488,30 @@ impl<M: DestinationMemory> DestinationSession<M> {
             .iter()
             .map(|r| r.body.pages_covered())
             .sum::<u64>();
+        Ok(())
+    }
+
+    /// Post-copy: the pages of `batch` are applied; keeps their hashes as received and tells
+    /// the embedder about the requested ones.
+    fn received_in_postcopy(&mut self, batch: &PageBatch) -> Result<(), SessionError> {
+        let Some(postcopy) = &mut self.postcopy else {
+            return Ok(());
+        };
+        let now = self.core.now();
+        let mut scratch = vec![0u8; self.memory.page_size().bytes()];
+        for record in &batch.records {
+            let first = record.page.0;
+            let end = first.saturating_add(record.body.pages_covered());
+            for page in (first..end).map(PageNumber) {
+                self.memory.read_page(page, &mut scratch)?;
+                if let Some(wait) = postcopy.arrived(page, ContentHash::of(&scratch), now) {
+                    self.stats.faults_served += 1;
+                    self.stats.fault_wait_total += wait;
+                    self.stats.fault_wait_max = self.stats.fault_wait_max.max(wait);
+                    self.core.emit(Event::PageArrived(page));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -428,6 +546,19 @@ impl<M: DestinationMemory> DestinationSession<M> {
                 Ok(())
             }
             Frame::CommitDigest(digest) => self.on_digest(&digest),
+            Frame::Bitmap(BitmapFrame {
+                kind: BitmapKind::Deferred,
+                pages,
+            }) => {
+                match &mut self.deferred {
+                    Some(deferred) => deferred.union_with(&pages),
+                    None => self.deferred = Some(pages),
+                }
+                Ok(())
+            }
+            Frame::PostcopyBegin => self.begin_postcopy(),
+            // Requests go the other way; the tracker refuses them from the source.
+            Frame::PageRequest(_) => Ok(()),
             Frame::Activate => {
                 self.activated = true;
                 self.core.send(Frame::Activated)?;
@@ -436,7 +567,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
             }
             Frame::Abort(abort) => Err(self.core.peer_aborted(&abort)),
             // Dirty bitmaps are informational and SUSPEND only changes the phase; the tracker
-            // refuses everything else (no post-copy, no resume is negotiated).
+            // refuses everything else (no resume is negotiated).
             _ => Ok(()),
         }
     }
@@ -449,7 +580,11 @@ impl<M: DestinationMemory> DestinationSession<M> {
             self.memory.page_count(),
         );
         ours.encodings = mandatory(self.config.encodings);
-        ours.features = Features::empty();
+        ours.features = if self.config.postcopy {
+            Features::POSTCOPY
+        } else {
+            Features::empty()
+        };
         ours.max_frame_payload = self
             .config
             .limits
@@ -499,7 +634,55 @@ impl<M: DestinationMemory> DestinationSession<M> {
         }
     }
 
+    /// POSTCOPY_BEGIN: the VM may run now. Every page but the deferred ones is hashed as
+    /// received before the guest can write it.
+    fn begin_postcopy(&mut self) -> Result<(), SessionError> {
+        let page_count = self.memory.page_count();
+        let deferred = self
+            .deferred
+            .take()
+            .unwrap_or_else(|| PageBitmap::new(page_count));
+        let count = deferred.count();
+        let max = self.config.max_outstanding_faults.max(1);
+        self.postcopy = Some(PostCopyPages::begin(deferred, &self.memory, max)?);
+        self.stats.deferred_pages = count;
+        self.core.emit(Event::PostCopyStarted {
+            deferred: crate::PageCount(count),
+        });
+        Ok(())
+    }
+
+    /// The commit digest after post-copy: every deferred page must have arrived, and the
+    /// digest must match the pages as received. A mismatch cannot be repaired (the guest may
+    /// have used the wrong content): the migration is aborted with DIGEST_MISMATCH.
+    fn on_postcopy_digest(&mut self, digest: &CommitDigest) -> Result<(), SessionError> {
+        let Some(postcopy) = &self.postcopy else {
+            return Ok(());
+        };
+        let missing = postcopy.missing();
+        if missing > 0 {
+            return Err(SessionError::Wire(
+                crate::error::PeerMisbehaved::DeferredPagesMissing { missing }.into(),
+            ));
+        }
+        let per_range = NonZeroU32::new(digest.pages_per_range).unwrap_or(NonZeroU32::MIN);
+        let answer = digest.compare(&postcopy.digest(per_range));
+        if let CommitAnswer::Mismatch(ranges) = &answer {
+            self.stats.commit_mismatches = 1;
+            return Err(SessionError::DigestMismatch {
+                rounds: 1,
+                ranges: ranges.len(),
+            });
+        }
+        self.core.send(Frame::CommitAnswer(answer.clone()))?;
+        self.core.emit(Event::CommitResult(answer));
+        Ok(())
+    }
+
     fn on_digest(&mut self, digest: &CommitDigest) -> Result<(), SessionError> {
+        if self.postcopy.is_some() {
+            return self.on_postcopy_digest(digest);
+        }
         let per_range = NonZeroU32::new(digest.pages_per_range).unwrap_or(NonZeroU32::MIN);
         let memory = &self.memory;
         let ours = digest_of(

@@ -79,6 +79,14 @@ pub enum SessionError {
     /// Source: the strategy asked for something this session does not implement.
     #[error("the strategy asked for {0}, which the session does not implement")]
     Unsupported(&'static str),
+    /// Source: the strategy switched to post-copy, but the destination did not announce the
+    /// post-copy feature in its HELLO. The migration is aborted (INCOMPATIBLE) rather than
+    /// finished another way.
+    #[error("the strategy needs {0}, which the destination does not support")]
+    PeerLacksFeature(&'static str),
+    /// Post-copy state (a hash per page) could not be allocated.
+    #[error("cannot hold {0}")]
+    OutOfMemory(&'static str),
     /// The driver called a method at a time it has no meaning (for example `suspended`
     /// before [`Event::SuspendRequested`](crate::session::Event::SuspendRequested)).
     #[error("{0} called at the wrong time")]
@@ -113,9 +121,13 @@ impl SessionError {
             SessionError::StreamTruncated(_) => AbortReason::MalformedFrame,
             SessionError::PeerGone | SessionError::PeerAborted { .. } => AbortReason::Cancelled,
             SessionError::Timeout(_) => AbortReason::Timeout,
-            SessionError::BufferLimit { .. } => AbortReason::ResourceExhausted,
+            SessionError::BufferLimit { .. } | SessionError::OutOfMemory(_) => {
+                AbortReason::ResourceExhausted
+            }
             SessionError::DigestMismatch { .. } => AbortReason::DigestMismatch,
-            SessionError::Refused(_) | SessionError::Unsupported(_) => AbortReason::Incompatible,
+            SessionError::Refused(_)
+            | SessionError::Unsupported(_)
+            | SessionError::PeerLacksFeature(_) => AbortReason::Incompatible,
         }
     }
 }

@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 
-use crate::PageCount;
 use crate::frame::{AbortReason, CommitAnswer, Iteration, Negotiated, RefusalReason};
 use crate::phase::Phase;
 use crate::select::CpuThrottle;
+use crate::{PageCount, PageNumber};
 
 /// Which side ended a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +58,18 @@ pub enum Event {
     /// Source: the live rounds are over. Suspend the guest, then call
     /// `SourceSession::suspended` with its device state.
     SuspendRequested,
+    /// Post-copy began (POSTCOPY_BEGIN sent or received). On the destination: load the device
+    /// state and run the VM now, before every page arrived; before the guest touches a page
+    /// that `DestinationSession::is_present` says is missing, call
+    /// `DestinationSession::fault` and let the guest wait for [`Event::PageArrived`]. On the
+    /// source: the guest stays suspended; the rest of memory follows in the background.
+    PostCopyStarted {
+        /// How many pages were deferred (missing at the destination when it started).
+        deferred: PageCount,
+    },
+    /// Destination, post-copy: a page asked for with `DestinationSession::fault` arrived and
+    /// is in memory; the guest waiting on it may go on.
+    PageArrived(PageNumber),
     /// Destination: the complete device state, to load before the VM runs.
     DeviceState(Bytes),
     /// The destination's verdict on a commit digest (sent by the destination, received by

@@ -36,6 +36,18 @@
 //!   [`SourceSession::suspended`] with the device state. The guest memory is read through
 //!   [`SourceMemory`](crate::memory::SourceMemory) and written at the destination through
 //!   [`DestinationMemory`](crate::memory::DestinationMemory).
+//! - **Post-copy** (strategies `postcopy` and `hybrid`; both HELLOs must announce the feature,
+//!   else the source aborts with [`SessionError::PeerLacksFeature`]): on
+//!   [`Event::SuspendRequested`] the source driver suspends as usual; the source then sends the
+//!   DEFERRED bitmap, the device state and POSTCOPY_BEGIN, and both sides report
+//!   [`Event::PostCopyStarted`]. The destination's VM runs from then on: before its guest
+//!   touches a page that [`DestinationSession::is_present`] says is missing, the embedder calls
+//!   [`DestinationSession::fault`] and holds the guest until [`Event::PageArrived`]. The source
+//!   pushes the deferred pages in the background and sends requested ones first, on the
+//!   control stream. The commit digest is then checked against the pages *as received*
+//!   (the guest has written its own memory since); a mismatch aborts with DIGEST_MISMATCH.
+//!   After POSTCOPY_BEGIN the source makes no dedup references: it no longer knows what any
+//!   destination page holds.
 //! - **End**: when `is_closed()` is true, every byte is out: finish the streams and close.
 //!   A destination runs the VM only if [`DestinationSession::activated`] is true.
 //!
@@ -101,6 +113,7 @@ mod driven;
 mod error;
 mod event;
 mod outbox;
+mod postcopy;
 mod source;
 mod stream;
 
@@ -109,5 +122,6 @@ pub use destination::{DestinationSession, DestinationStats};
 pub use driven::Session;
 pub use error::{ConfigError, SessionError};
 pub use event::{AbortInfo, Event, Side};
+pub use postcopy::{FaultError, FaultStatus};
 pub use source::{SourceSession, SourceStats};
 pub use stream::{PageAffinity, StreamId};

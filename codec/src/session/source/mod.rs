@@ -11,18 +11,20 @@ use bytes::Bytes;
 
 use crate::encoder::{CostPolicy, Encoder, EncoderConfig, EncoderStats};
 use crate::frame::{
-    AbortReason, CommitAnswer, CommitDigest, DeviceState, Features, Frame, Hello, Iteration,
-    IterationEnd, Limits, Negotiated, ReservationAnswer, Role,
+    AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
+    Hello, Iteration, IterationEnd, Limits, Negotiated, PageRequest, ReservationAnswer, Role,
 };
 use crate::memory::SourceMemory;
 use crate::phase::{Direction, Phase};
-use crate::select::{Decision, LinkEstimate, Observation, Progress, Strategy, WriteMode};
+use crate::select::{
+    Decision, FaultAction, LinkEstimate, Observation, Progress, Strategy, WriteMode,
+};
 use crate::session::core::Core;
 use crate::session::digest::{digest_of, range_size};
 use crate::session::outbox::Outbox;
 use crate::session::{ConfigError, Event, PageAffinity, SessionError, SourceConfig, StreamId};
 use crate::{Encoding, EncodingSet, PageBitmap, PageCount, PageNumber};
-use pages::ResendCosts;
+use pages::{Lane, ResendCosts};
 
 /// How many control bytes may wait before the source stops starting new iterations (a
 /// strategy that plans empty rounds cannot fill memory with markers).
@@ -47,6 +49,11 @@ pub struct SourceSession<M: SourceMemory> {
     encoders: Vec<Encoder>,
     pages_out: Vec<Outbox>,
     pending: Vec<VecDeque<PageNumber>>,
+    /// Post-copy: pages the destination asked for, per the page stream whose encoder holds
+    /// their last version. They go on the control stream ahead of the background push.
+    requested: Vec<VecDeque<PageNumber>>,
+    /// POSTCOPY_BEGIN is sent.
+    postcopy: bool,
     dirty: PageBitmap,
     costs: ResendCosts,
     stage: Stage,
@@ -80,14 +87,25 @@ enum Stage {
     Greeting,
     /// An iteration is being sent.
     Transfer(Transfer),
-    /// The strategy ended the live rounds; waiting for the driver to suspend the guest.
-    AwaitSuspend(PageBitmap),
+    /// The strategy ended the live rounds; waiting for the driver to suspend the guest. The
+    /// pages the destination lacks, and what follows the suspension.
+    AwaitSuspend(PageBitmap, Ending),
     /// The digest is sent; waiting for the answer.
     AwaitAnswer,
     /// ACTIVATE is sent; waiting for ACTIVATED.
     AwaitActivated,
     /// The migration is over.
     Over,
+}
+
+/// How the live rounds end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// The remaining pages, the device state, then the commit.
+    StopAndCopy,
+    /// The deferred pages' bitmap, the device state, POSTCOPY_BEGIN, then the pages in the
+    /// background and on request.
+    PostCopy,
 }
 
 /// One iteration being sent.
@@ -116,6 +134,8 @@ enum Feed {
 enum Purpose {
     Live,
     StopAndCopy,
+    /// The post-copy push (and the pages requested during it).
+    PostCopy,
     Resend,
 }
 
@@ -134,6 +154,15 @@ pub struct SourceStats {
     pub bytes_received: u64,
     /// Mismatching commit answers received.
     pub commit_mismatches: u32,
+    /// Post-copy: pages deferred at POSTCOPY_BEGIN.
+    pub deferred_pages: u64,
+    /// Post-copy: PAGE_REQUEST frames received.
+    pub page_requests: u64,
+    /// Post-copy: pages named in them.
+    pub pages_requested: u64,
+    /// Post-copy: requested pages sent ahead of the background push (the others had been
+    /// pushed already).
+    pub requested_sent: u64,
 }
 
 impl<M: SourceMemory> SourceSession<M> {
@@ -171,7 +200,7 @@ impl<M: SourceMemory> SourceSession<M> {
         let streams = config.page_streams.get();
         let mut hello = Hello::new(Role::Source, config.migration_id, page_size, page_count);
         hello.encodings = mandatory(config.encodings);
-        hello.features = Features::empty();
+        hello.features = Features::POSTCOPY;
         hello.max_frame_payload = config
             .limits
             .max_frame_payload
@@ -199,6 +228,8 @@ impl<M: SourceMemory> SourceSession<M> {
             encoders: Vec::new(),
             pages_out: (0..streams).map(|_| Outbox::default()).collect(),
             pending: (0..streams).map(|_| VecDeque::new()).collect(),
+            requested: (0..streams).map(|_| VecDeque::new()).collect(),
+            postcopy: false,
             dirty: PageBitmap::new(page_count),
             costs: ResendCosts {
                 bytes: cost_bytes,
@@ -298,27 +329,83 @@ impl<M: SourceMemory> SourceSession<M> {
     /// The guest is suspended (after [`Event::SuspendRequested`]); `device_state` is its
     /// device and CPU state, opaque to the protocol. Report the guest's last writes with
     /// [`SourceSession::mark_dirty`] first. The remaining pages, the device state and the
-    /// commit digest follow.
+    /// commit digest follow; or, in post-copy, the device state, then the pages while the VM
+    /// runs at the destination (the guest here stays suspended and its memory unchanged).
     pub fn suspended(&mut self, now: Duration, device_state: Bytes) -> Result<(), SessionError> {
-        let Stage::AwaitSuspend(remaining) = &mut self.stage else {
+        let Stage::AwaitSuspend(remaining, ending) = &mut self.stage else {
             return Err(SessionError::CallOutOfOrder("suspended"));
         };
+        let ending = *ending;
         let mut pages = std::mem::replace(remaining, PageBitmap::new(PageCount(0)));
         self.device_state = device_state;
         let result = (|| {
             self.core.send(Frame::Suspend)?;
+            if ending == Ending::PostCopy {
+                self.strategy.on_suspend(&self.dirty);
+            }
             pages.union_with(&self.dirty);
             self.dirty.clear();
-            self.start_transfer(
-                Feed::Set {
-                    pages,
-                    next: PageNumber(0),
-                },
-                Purpose::StopAndCopy,
-            )?;
+            match ending {
+                Ending::StopAndCopy => self.start_transfer(
+                    Feed::Set {
+                        pages,
+                        next: PageNumber(0),
+                    },
+                    Purpose::StopAndCopy,
+                )?,
+                Ending::PostCopy => self.begin_postcopy(pages)?,
+            }
             self.drive(now)
         })();
         result.map_err(|error| self.fail(error))
+    }
+
+    /// Post-copy after SUSPEND: the deferred pages, the device state, POSTCOPY_BEGIN, and the
+    /// iteration that carries the rest.
+    fn begin_postcopy(&mut self, deferred: PageBitmap) -> Result<(), SessionError> {
+        let count = deferred.count();
+        self.core.send(Frame::Bitmap(BitmapFrame {
+            kind: BitmapKind::Deferred,
+            pages: deferred,
+        }))?;
+        self.send_device_state()?;
+        self.core.send(Frame::PostcopyBegin)?;
+        self.postcopy = true;
+        // The destination's guest now writes its own memory: no page there is known to hold
+        // any content, so references to other pages are over.
+        self.encoders.iter_mut().for_each(Encoder::stop_dedup);
+        self.stats.deferred_pages = count;
+        self.core.emit(Event::PostCopyStarted {
+            deferred: PageCount(count),
+        });
+        self.start_transfer(Feed::Strategy, Purpose::PostCopy)
+    }
+
+    /// PAGE_REQUEST: the destination's guest waits for these pages. During the push, each the
+    /// strategy has not handed out yet, or that waits in its stream's queue unencoded, goes
+    /// ahead of the push; after the push every page is on its way already.
+    fn on_page_request(&mut self, request: &PageRequest) {
+        self.stats.page_requests += 1;
+        self.stats.pages_requested += request.pages.len() as u64;
+        let pushing = matches!(&self.stage, Stage::Transfer(transfer) if transfer.purpose == Purpose::PostCopy);
+        if !pushing {
+            return;
+        }
+        for &page in &request.pages {
+            let index = self.affinity.index_of(page);
+            let queued = &mut self.pending[index];
+            let ahead = match self.strategy.on_fault(page) {
+                FaultAction::SendNow => true,
+                FaultAction::AlreadySent => match queued.iter().position(|p| *p == page) {
+                    Some(at) => queued.remove(at).is_some(),
+                    None => false,
+                },
+            };
+            if ahead {
+                self.requested[index].push_back(page);
+                self.stats.requested_sent += 1;
+            }
+        }
     }
 
     /// Aborts the migration with `reason`: ABORT goes out on the control stream, nothing
@@ -428,7 +515,7 @@ impl<M: SourceMemory> SourceSession<M> {
             return Some(bytes);
         }
         if !self.core.is_over()
-            && let Err(error) = self.drive(now)
+            && let Err(error) = self.send_requested().and_then(|()| self.drive(now))
         {
             let error = self.fail(error);
             self.error.get_or_insert(error);
@@ -447,6 +534,18 @@ impl<M: SourceMemory> SourceSession<M> {
         self.stage = Stage::Over;
         self.pages_out.iter_mut().for_each(Outbox::clear);
         self.pending.iter_mut().for_each(VecDeque::clear);
+        self.requested.iter_mut().for_each(VecDeque::clear);
+    }
+
+    /// Encodes the requested pages onto the control stream, where no background page is
+    /// queued ahead of them (see `pages::Lane`).
+    fn send_requested(&mut self) -> Result<(), SessionError> {
+        for index in 0..self.requested.len() {
+            while !self.requested[index].is_empty() {
+                self.encode_batch(index, Lane::Control)?;
+            }
+        }
+        Ok(())
     }
 
     fn read_control(&mut self, now: Duration) -> Result<(), SessionError> {
@@ -470,6 +569,10 @@ impl<M: SourceMemory> SourceSession<M> {
                 Err(SessionError::Refused(reason))
             }
             Frame::CommitAnswer(answer) => self.on_answer(answer),
+            Frame::PageRequest(request) => {
+                self.on_page_request(&request);
+                Ok(())
+            }
             Frame::Activated => {
                 self.core.emit(Event::Activated);
                 self.stage = Stage::Over;
@@ -481,7 +584,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 Err(error)
             }
             // The tracker lets nothing else through from a destination to a source in the
-            // phases this session reaches (no resume, no post-copy).
+            // phases this session reaches (no resume).
             other => Err(SessionError::FrameOnWrongStream {
                 stream: StreamId::Control,
                 frame_type: other.frame_type(),
@@ -521,7 +624,8 @@ impl<M: SourceMemory> SourceSession<M> {
             CommitAnswer::Mismatch(ranges) => {
                 self.commit_rounds += 1;
                 self.stats.commit_mismatches = self.commit_rounds;
-                if self.commit_rounds > self.settings.max_commit_rounds {
+                // After post-copy the guest ran on what it received: nothing can be repaired.
+                if self.postcopy || self.commit_rounds > self.settings.max_commit_rounds {
                     return Err(SessionError::DigestMismatch {
                         rounds: self.commit_rounds,
                         ranges: ranges.len(),
@@ -583,11 +687,19 @@ impl<M: SourceMemory> SourceSession<M> {
             }
             Decision::StopAndCopy(stop) => {
                 self.mirror = false;
-                self.stage = Stage::AwaitSuspend(stop.remaining);
+                self.stage = Stage::AwaitSuspend(stop.remaining, Ending::StopAndCopy);
                 self.core.emit(Event::SuspendRequested);
                 Ok(())
             }
-            Decision::PostCopy(_) => Err(SessionError::Unsupported("post-copy")),
+            Decision::PostCopy(post) => {
+                if !self.core.tracker().features().contains(Features::POSTCOPY) {
+                    return Err(SessionError::PeerLacksFeature("post-copy"));
+                }
+                self.mirror = false;
+                self.stage = Stage::AwaitSuspend(post.missing, Ending::PostCopy);
+                self.core.emit(Event::SuspendRequested);
+                Ok(())
+            }
         }
     }
 
@@ -612,7 +724,8 @@ impl<M: SourceMemory> SourceSession<M> {
             let Stage::Transfer(transfer) = &self.stage else {
                 return Ok(());
             };
-            if self.pending.iter().any(|pending| !pending.is_empty()) {
+            let queued = |queues: &[VecDeque<PageNumber>]| queues.iter().any(|q| !q.is_empty());
+            if queued(&self.pending) || queued(&self.requested) {
                 return Ok(());
             }
             if !transfer.exhausted {
@@ -648,7 +761,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 self.send_device_state()?;
                 self.send_digest()
             }
-            Purpose::Resend => self.send_digest(),
+            Purpose::PostCopy | Purpose::Resend => self.send_digest(),
         }
     }
 

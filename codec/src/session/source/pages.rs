@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 
-use crate::PageNumber;
-use crate::PageRecord;
+use bytes::Bytes;
+
 use crate::encoder::body_wire_len;
 use crate::frame::{Frame, Limits, PageBatch};
 use crate::memory::{MemoryError, SourceMemory};
 use crate::select::PageCosts;
 use crate::session::SessionError;
+use crate::{Encoding, EncodingSet, PageNumber, PageRecord, RecordBody};
 
 use super::{Feed, PENDING_BATCHES, SourceSession, Stage};
 
@@ -32,6 +33,24 @@ impl ResendCosts {
             *slot = bytes;
         }
     }
+}
+
+/// Where an encoded batch goes.
+///
+/// Post-copy priority: a page the destination requested must not wait behind the background
+/// push, which fills each page stream's queues (the session's outbox, the transport's send
+/// queue, QUIC's send buffer: megabytes). Requested pages therefore travel on the control
+/// stream, which carries nothing else large in post-copy and which the transport sends first.
+/// Their versions stay in order without page-stream affinity because after POSTCOPY_BEGIN each
+/// deferred page is sent exactly once, and its earlier versions belong to iterations the
+/// destination finished before (spec/wire.md §9.3). They are encoded by their page stream's
+/// encoder, whose XBZRLE cache holds their last version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Lane {
+    /// The page stream's own queue and outbox.
+    PageStream,
+    /// The requested pages of the page stream, onto the control stream.
+    Control,
 }
 
 /// A batch's fixed header: iteration and record count.
@@ -90,16 +109,20 @@ impl<M: SourceMemory> SourceSession<M> {
             if self.pending[index].is_empty() {
                 return Ok(());
             }
-            self.encode_batch(index)?;
+            self.encode_batch(index, Lane::PageStream)?;
         }
         Ok(())
     }
 
-    /// Encodes up to one batch's worth of the pages waiting for stream `index` (more than one
-    /// batch if the records do not fit one frame).
-    fn encode_batch(&mut self, index: usize) -> Result<(), SessionError> {
-        let take = self.pending[index].len().min(self.settings.max_batch_pages);
-        let mut pages: Vec<PageNumber> = self.pending[index].drain(..take).collect();
+    /// Encodes up to one batch's worth of the pages waiting for stream `index` in `lane`
+    /// (more than one batch if the records do not fit one frame).
+    pub(super) fn encode_batch(&mut self, index: usize, lane: Lane) -> Result<(), SessionError> {
+        let queue = match lane {
+            Lane::PageStream => &mut self.pending[index],
+            Lane::Control => &mut self.requested[index],
+        };
+        let take = queue.len().min(self.settings.max_batch_pages);
+        let mut pages: Vec<PageNumber> = queue.drain(..take).collect();
         pages.sort_unstable();
         pages.dedup();
         let page_size = self.memory.page_size();
@@ -119,26 +142,37 @@ impl<M: SourceMemory> SourceSession<M> {
                     actual: wrong.actual,
                 }
             })?;
-            let Some(record) = record else {
-                self.costs.note(page, RECORD_HEADER as u32);
-                continue;
+            let record = match record {
+                Some(record) => record,
+                // Post-copy: the destination waits for every deferred page, even one whose
+                // content it holds already.
+                None if self.postcopy => unchanged(page, &self.scratch, encoder.config().encodings),
+                None => {
+                    self.costs.note(page, RECORD_HEADER as u32);
+                    continue;
+                }
             };
             let len = RECORD_HEADER + body_wire_len(&record.body, page_size);
             self.costs.note(page, len as u32);
             if size + len > max_payload && !records.is_empty() {
-                self.send_batch(index, std::mem::take(&mut records))?;
+                self.send_batch(index, lane, std::mem::take(&mut records))?;
                 size = BATCH_HEADER;
             }
             size += len;
             self.encoders[index].push_coalesced(&mut records, record);
         }
         if !records.is_empty() {
-            self.send_batch(index, records)?;
+            self.send_batch(index, lane, records)?;
         }
         Ok(())
     }
 
-    fn send_batch(&mut self, index: usize, records: Vec<PageRecord>) -> Result<(), SessionError> {
+    fn send_batch(
+        &mut self,
+        index: usize,
+        lane: Lane,
+        records: Vec<PageRecord>,
+    ) -> Result<(), SessionError> {
         let Stage::Transfer(transfer) = &mut self.stage else {
             return Ok(());
         };
@@ -150,10 +184,26 @@ impl<M: SourceMemory> SourceSession<M> {
         frame.check(&self.core.send_limits)?;
         transfer.batches += 1;
         transfer.pages += covered;
-        self.core.track_sent(&frame)?;
-        self.pages_out[index].push(&frame, &self.core.send_limits)?;
+        match lane {
+            Lane::PageStream => {
+                self.core.track_sent(&frame)?;
+                self.pages_out[index].push(&frame, &self.core.send_limits)?;
+            }
+            Lane::Control => self.core.send(frame)?,
+        }
         self.stats.batches += 1;
         self.stats.pages_sent += covered;
         Ok(())
     }
+}
+
+/// A record for `page` (content `bytes`) that the destination already holds: an empty XBZRLE
+/// delta where XBZRLE is negotiated, the page itself otherwise.
+fn unchanged(page: PageNumber, bytes: &[u8], encodings: EncodingSet) -> PageRecord {
+    let body = if encodings.contains(Encoding::Xbzrle) {
+        RecordBody::Xbzrle(Bytes::new())
+    } else {
+        RecordBody::Raw(Bytes::copy_from_slice(bytes))
+    };
+    PageRecord { page, body }
 }
