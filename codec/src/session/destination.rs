@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::ContentHash;
 use crate::decoder::Decoder;
 use crate::error::PeerIncompatible;
 use crate::frame::{
@@ -501,13 +502,16 @@ impl<M: DestinationMemory> DestinationSession<M> {
 
     fn on_digest(&mut self, digest: &CommitDigest) -> Result<(), SessionError> {
         let per_range = NonZeroU32::new(digest.pages_per_range).unwrap_or(NonZeroU32::MIN);
-        let memory = &self.memory;
-        let ours = digest_of(
-            per_range,
-            memory.page_size(),
-            memory.page_count(),
-            |page, out| memory.read_page(page, out),
-        )?;
+        let memory = &mut self.memory;
+        let (page_size, page_count) = (memory.page_size(), memory.page_count());
+        // Hashed where it lies when the memory lends pages: no copy.
+        let ours = digest_of(per_range, page_size, page_count, |page, out| {
+            if let Some(bytes) = memory.page_mut(page)? {
+                return Ok(ContentHash::of(bytes));
+            }
+            memory.read_page(page, out)?;
+            Ok(ContentHash::of(out))
+        })?;
         let answer = digest.compare(&ours);
         if let CommitAnswer::Mismatch(ranges) = &answer {
             self.commit_rounds += 1;

@@ -14,14 +14,14 @@ use crate::frame::{
     AbortReason, CommitAnswer, CommitDigest, DeviceState, Features, Frame, Hello, Iteration,
     IterationEnd, Limits, Negotiated, ReservationAnswer, Role,
 };
-use crate::memory::SourceMemory;
+use crate::memory::{SourceMemory, page_bytes};
 use crate::phase::{Direction, Phase};
 use crate::select::{Decision, LinkEstimate, Observation, Progress, Strategy, WriteMode};
 use crate::session::core::Core;
 use crate::session::digest::{digest_of, range_size};
 use crate::session::outbox::Outbox;
 use crate::session::{ConfigError, Event, PageAffinity, SessionError, SourceConfig, StreamId};
-use crate::{Encoding, EncodingSet, PageBitmap, PageCount, PageNumber};
+use crate::{ContentHash, Encoding, EncodingSet, PageBitmap, PageCount, PageNumber};
 use pages::ResendCosts;
 
 /// How many control bytes may wait before the source stops starting new iterations (a
@@ -685,7 +685,7 @@ impl<M: SourceMemory> SourceSession<M> {
                     &self.core.send_limits,
                 );
                 let digest = digest_of(per_range, memory.page_size(), page_count, |page, out| {
-                    memory.read_page(page, out)
+                    page_bytes(memory, page, out).map(ContentHash::of)
                 })?;
                 self.digest = Some(digest.clone());
                 digest
