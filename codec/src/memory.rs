@@ -53,6 +53,31 @@ pub trait SourceMemory {
 
     /// Copies the current content of `page` into `out` (exactly one page long).
     fn read_page(&self, page: PageNumber, out: &mut [u8]) -> Result<(), MemoryError>;
+
+    /// Lends the current content of `page` (one page long), so the source encodes and hashes
+    /// it where it is, without a copy.
+    ///
+    /// `Ok(None)` (the default) means the memory cannot lend pages (a file, or a mapping the
+    /// guest writes concurrently); the source then copies each page with
+    /// [`read_page`](SourceMemory::read_page).
+    fn lend_page(&self, page: PageNumber) -> Result<Option<&[u8]>, MemoryError> {
+        let _ = page;
+        Ok(None)
+    }
+}
+
+/// The content of `page`: lent by `memory` if it can, else copied into `scratch` (one page
+/// long).
+pub(crate) fn page_bytes<'a, M: SourceMemory + ?Sized>(
+    memory: &'a M,
+    page: PageNumber,
+    scratch: &'a mut [u8],
+) -> Result<&'a [u8], MemoryError> {
+    if let Some(bytes) = memory.lend_page(page)? {
+        return Ok(bytes);
+    }
+    memory.read_page(page, scratch)?;
+    Ok(scratch)
 }
 
 /// A guest memory the decoder writes pages into, page by page.
@@ -226,6 +251,10 @@ impl SourceMemory for InMemory {
 
     fn read_page(&self, page: PageNumber, out: &mut [u8]) -> Result<(), MemoryError> {
         InMemory::read_page(self, page, out)
+    }
+
+    fn lend_page(&self, page: PageNumber) -> Result<Option<&[u8]>, MemoryError> {
+        self.range(page).map(|range| Some(&self.bytes[range]))
     }
 }
 

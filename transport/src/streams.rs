@@ -10,9 +10,15 @@
 //! [`StreamConfig::send_queue_chunks`] chunks; [`Outbox::send`] waits while the queue is full,
 //! and the writer waits until QUIC flow control lets bytes go, so a slow destination slows the
 //! source down to its pace. The source holds at most `send_queue_chunks` chunks per stream
-//! plus quinn's send window; the destination at most [`StreamConfig::inbox_chunks`] chunks of
+//! plus quinn's send window; the destination at most [`StreamConfig::inbox_chunks`] reads of
 //! at most [`StreamConfig::read_chunk`] bytes per stream plus its receive window. A stream the
 //! driver leaves unread ([`Inbox::recv_from`]) stops being read once its queue is full.
+//!
+//! **Wake-ups.** QUIC hands a stream's data over one packet's segment at a time. A reader
+//! passing each segment on by itself would wake the driver (and be woken back for room in
+//! its queue) once per packet, a few kilobytes; so a reader takes every segment already
+//! received, up to [`StreamConfig::read_chunk`] bytes, and queues them as one read. The
+//! [`Inbox`] hands them out one by one, without copying them.
 
 use std::sync::Arc;
 
@@ -39,9 +45,10 @@ pub struct StreamConfig {
     pub page_streams: u16,
     /// Chunks queued per outgoing stream before [`Outbox::send`] waits.
     pub send_queue_chunks: usize,
-    /// The largest chunk read from a stream at once, in bytes.
+    /// The most bytes read from a stream at once (every segment QUIC already holds, up to
+    /// this many bytes, is queued as one read).
     pub read_chunk: usize,
-    /// Chunks received but not yet taken from the [`Inbox`], per stream.
+    /// Reads queued but not yet taken from the [`Inbox`], per stream.
     pub inbox_chunks: usize,
     /// Limit on page-stream bytes (control frames are never held back, nor the post-copy pages
     /// a destination requested, which travel on the control stream).
@@ -143,16 +150,73 @@ pub enum Received {
     Finished(StreamId),
 }
 
-/// What a stream's reader task queues.
+/// What the [`Inbox`] hands out.
 type Item = Result<Received, StreamError>;
+
+/// What a stream's reader task queues: the segments of one read (in stream order), or the
+/// stream's end or failure.
+type Read = Result<Segments, StreamError>;
+
+/// The segments of one read, or the stream's end.
+#[derive(Debug)]
+enum Segments {
+    Bytes(Vec<Bytes>),
+    Finished,
+}
+
+/// One stream's queue in the [`Inbox`], with the segments of its last read not yet handed
+/// out.
+#[derive(Debug)]
+struct Incoming {
+    stream: StreamId,
+    queue: mpsc::Receiver<Read>,
+    /// Segments of the last read, reversed (the next one last).
+    segments: Vec<Bytes>,
+}
+
+impl Incoming {
+    fn new(stream: StreamId, queue: mpsc::Receiver<Read>) -> Incoming {
+        Incoming {
+            stream,
+            queue,
+            segments: Vec::new(),
+        }
+    }
+
+    /// The next segment, from the last read or a new one; `Ready(None)` once the reader is
+    /// gone.
+    fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Item>> {
+        use std::task::Poll;
+        if let Some(bytes) = self.segments.pop() {
+            return Poll::Ready(Some(Ok(Received::Bytes(self.stream, bytes))));
+        }
+        match self.queue.poll_recv(cx) {
+            Poll::Ready(Some(Ok(Segments::Bytes(mut segments)))) => {
+                segments.reverse();
+                self.segments = segments;
+                match self.segments.pop() {
+                    Some(bytes) => Poll::Ready(Some(Ok(Received::Bytes(self.stream, bytes)))),
+                    // A reader never queues an empty read; if it did, ask again.
+                    None => self.poll_next(cx),
+                }
+            }
+            Poll::Ready(Some(Ok(Segments::Finished))) => {
+                Poll::Ready(Some(Ok(Received::Finished(self.stream))))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 /// The receiving half of a migration connection: one bounded queue per stream, so the driver
 /// can leave a stream unread (for example one held back by an iteration barrier) while it
 /// takes the others, and flow control then holds back that stream's sender.
 #[derive(Debug)]
 pub struct Inbox {
-    streams: Vec<(StreamId, mpsc::Receiver<Item>)>,
-    arrivals: Option<mpsc::Receiver<(StreamId, mpsc::Receiver<Item>)>>,
+    streams: Vec<Incoming>,
+    arrivals: Option<mpsc::Receiver<(StreamId, mpsc::Receiver<Read>)>>,
     /// Where the next poll starts, so no stream starves the others.
     next: usize,
     _readers: JoinSet<()>,
@@ -264,7 +328,9 @@ impl Inbox {
         if let Some(arrivals) = &mut self.arrivals {
             loop {
                 match arrivals.poll_recv(cx) {
-                    Poll::Ready(Some(stream)) => self.streams.push(stream),
+                    Poll::Ready(Some((stream, queue))) => {
+                        self.streams.push(Incoming::new(stream, queue));
+                    }
                     Poll::Ready(None) => {
                         self.arrivals = None;
                         break;
@@ -276,11 +342,11 @@ impl Inbox {
         let count = self.streams.len();
         for offset in 0..count {
             let at = (self.next + offset) % count;
-            let (stream, queue) = &mut self.streams[at];
-            if !wanted(*stream) {
+            let incoming = &mut self.streams[at];
+            if !wanted(incoming.stream) {
                 continue;
             }
-            match queue.poll_recv(cx) {
+            match incoming.poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     self.next = at + 1;
                     return Poll::Ready(Some(item));
@@ -294,7 +360,7 @@ impl Inbox {
             }
         }
         let more_can_come =
-            self.arrivals.is_some() || self.streams.iter().any(|(stream, _)| wanted(*stream));
+            self.arrivals.is_some() || self.streams.iter().any(|incoming| wanted(incoming.stream));
         if more_can_come {
             Poll::Pending
         } else {
@@ -360,7 +426,7 @@ pub async fn open(
             abandon,
         },
         Inbox {
-            streams: vec![(StreamId::Control, control_queue)],
+            streams: vec![Incoming::new(StreamId::Control, control_queue)],
             arrivals: None,
             next: 0,
             _readers: readers,
@@ -403,7 +469,7 @@ pub async fn accept(
             abandon: watch::channel(false).0,
         },
         Inbox {
-            streams: vec![(StreamId::Control, control_queue)],
+            streams: vec![Incoming::new(StreamId::Control, control_queue)],
             arrivals: Some(arrivals),
             next: 0,
             _readers: readers,
@@ -497,30 +563,67 @@ fn spawn_reader(
     stream: StreamId,
     recv: quinn::RecvStream,
     config: &StreamConfig,
-) -> mpsc::Receiver<Item> {
+) -> mpsc::Receiver<Read> {
     let (queue, items) = mpsc::channel(config.inbox_chunks.max(1));
     readers.spawn(read_stream(stream, recv, queue, config.read_chunk));
     items
 }
 
-/// Reads `recv` into `queue` until the stream ends, fails, or the queue's reader is gone.
+/// Reads `recv` into `queue` until the stream ends, fails, or the queue's reader is gone. Each
+/// read waits for a first segment, then takes the segments already received, up to
+/// `read_chunk` bytes in all.
 async fn read_stream(
     stream: StreamId,
     mut recv: quinn::RecvStream,
-    queue: mpsc::Sender<Item>,
+    queue: mpsc::Sender<Read>,
     read_chunk: usize,
 ) {
-    loop {
-        let item = match recv.read_chunk(read_chunk.max(1), true).await {
-            Ok(Some(chunk)) => Ok(Received::Bytes(stream, chunk.bytes)),
-            Ok(None) => Ok(Received::Finished(stream)),
+    let read_chunk = read_chunk.max(1);
+    let mut next = Some(recv.read_chunk(read_chunk, true).await);
+    while let Some(first) = next.take() {
+        let item = match first {
+            Ok(Some(chunk)) => {
+                let mut taken = chunk.bytes.len();
+                let mut segments = vec![chunk.bytes];
+                while taken < read_chunk {
+                    match ready_now(recv.read_chunk(read_chunk - taken, true)).await {
+                        Some(Ok(Some(chunk))) => {
+                            taken += chunk.bytes.len();
+                            segments.push(chunk.bytes);
+                        }
+                        // The end or a failure: queued after these segments.
+                        Some(end) => {
+                            next = Some(end);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                Ok(Segments::Bytes(segments))
+            }
+            Ok(None) => Ok(Segments::Finished),
             Err(error) => Err(StreamError::read(stream, error)),
         };
-        let last = !matches!(item, Ok(Received::Bytes(..)));
+        let last = !matches!(item, Ok(Segments::Bytes(_)));
         if queue.send(item).await.is_err() || last {
             return;
         }
+        if next.is_none() {
+            next = Some(recv.read_chunk(read_chunk, true).await);
+        }
     }
+}
+
+/// `future`'s output if it is ready at its first poll, else `None` (it is dropped: use it with
+/// cancel-safe operations only).
+async fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    use std::task::Poll;
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 /// Accepts page streams until the connection closes, each read by its own task into its own
@@ -529,7 +632,7 @@ async fn read_stream(
 /// whatever order the streams' first bytes arrive in.
 async fn accept_page_streams(
     connection: quinn::Connection,
-    arrived: mpsc::Sender<(StreamId, mpsc::Receiver<Item>)>,
+    arrived: mpsc::Sender<(StreamId, mpsc::Receiver<Read>)>,
     config: StreamConfig,
 ) {
     let mut readers = JoinSet::new();

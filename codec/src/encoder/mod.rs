@@ -18,7 +18,8 @@
 //!    another page, a dedup reference is a candidate;
 //! 3. on a cache hit, the XBZRLE delta against the last version sent (identical: nothing to
 //!    send), then LZ4 of that delta;
-//! 4. LZ4 of the page, then zstd of the page;
+//! 4. LZ4 of the page, then zstd of the page (skipped when LZ4 could not shrink the page at
+//!    all: such pages are random bytes, and zstd would spend more time to fail too);
 //! 5. raw, which always fits: no record is ever larger than raw.
 //!
 //! ```
@@ -405,23 +406,30 @@ impl Encoder {
         }
 
         let lz4_cpu = policy.cpu_seconds(Encoding::Lz4, page_size);
+        let mut lz4_gave_up = false;
         if encodings.contains(Encoding::Lz4)
             && worth(&best, 1 + 1 + lz4_min_len(page_size), lz4_cpu)
         {
             let limit = page_size - 1;
-            if let Some(block) = self.lz4.compress(bytes, limit) {
-                let len = block.len();
-                best.consider(
-                    &policy,
-                    Candidate::Lz4,
-                    1 + varint_len(len as u64) + len,
-                    lz4_cpu,
-                );
+            match self.lz4.compress(bytes, limit) {
+                Some(block) => {
+                    let len = block.len();
+                    best.consider(
+                        &policy,
+                        Candidate::Lz4,
+                        1 + varint_len(len as u64) + len,
+                        lz4_cpu,
+                    );
+                }
+                None => lz4_gave_up = true,
             }
         }
 
+        // A page LZ4 cannot shrink at all is nearly always random bytes (encrypted, already
+        // compressed): zstd would spend several times LZ4's time to fail too.
         let zstd_cpu = policy.cpu_seconds(Encoding::Zstd, page_size);
         if encodings.contains(Encoding::Zstd)
+            && !lz4_gave_up
             && worth(&best, 1 + 1 + ZSTD_MIN_FRAME, zstd_cpu)
             && let Some(frame) = self.zstd.compress(bytes, page_size - 1)
         {

@@ -684,13 +684,16 @@ impl<M: DestinationMemory> DestinationSession<M> {
             return self.on_postcopy_digest(digest);
         }
         let per_range = NonZeroU32::new(digest.pages_per_range).unwrap_or(NonZeroU32::MIN);
-        let memory = &self.memory;
-        let ours = digest_of(
-            per_range,
-            memory.page_size(),
-            memory.page_count(),
-            |page, out| memory.read_page(page, out),
-        )?;
+        let memory = &mut self.memory;
+        let (page_size, page_count) = (memory.page_size(), memory.page_count());
+        // Hashed where it lies when the memory lends pages: no copy.
+        let ours = digest_of(per_range, page_size, page_count, |page, out| {
+            if let Some(bytes) = memory.page_mut(page)? {
+                return Ok(ContentHash::of(bytes));
+            }
+            memory.read_page(page, out)?;
+            Ok(ContentHash::of(out))
+        })?;
         let answer = digest.compare(&ours);
         if let CommitAnswer::Mismatch(ranges) = &answer {
             self.commit_rounds += 1;

@@ -7,12 +7,12 @@ use crate::memory::MemoryError;
 use crate::{ContentHash, PageCount, PageNumber, PageSize};
 
 /// The digest of a memory of `page_count` pages of `page_size`, `pages_per_range` pages per
-/// range, reading each page with `read` into a scratch page.
+/// range, `hash` giving each page's content hash (with a scratch page to read it into).
 pub(crate) fn digest_of(
     pages_per_range: NonZeroU32,
     page_size: PageSize,
     page_count: PageCount,
-    mut read: impl FnMut(PageNumber, &mut [u8]) -> Result<(), MemoryError>,
+    mut hash: impl FnMut(PageNumber, &mut [u8]) -> Result<ContentHash, MemoryError>,
 ) -> Result<CommitDigest, MemoryError> {
     let mut scratch = vec![0u8; page_size.bytes()];
     let mut failure = None;
@@ -20,13 +20,10 @@ pub(crate) fn digest_of(
         if failure.is_some() {
             return ContentHash(0);
         }
-        match read(page, &mut scratch) {
-            Ok(()) => ContentHash::of(&scratch),
-            Err(error) => {
-                failure = Some(error);
-                ContentHash(0)
-            }
-        }
+        hash(page, &mut scratch).unwrap_or_else(|error| {
+            failure = Some(error);
+            ContentHash(0)
+        })
     });
     match failure {
         Some(error) => Err(error),

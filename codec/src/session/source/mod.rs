@@ -14,7 +14,7 @@ use crate::frame::{
     AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
     Hello, Iteration, IterationEnd, Limits, Negotiated, PageRequest, ReservationAnswer, Role,
 };
-use crate::memory::SourceMemory;
+use crate::memory::{SourceMemory, page_bytes};
 use crate::phase::{Direction, Phase};
 use crate::select::{
     Decision, FaultAction, LinkEstimate, Observation, Progress, Strategy, WriteMode,
@@ -23,7 +23,7 @@ use crate::session::core::Core;
 use crate::session::digest::{digest_of, range_size};
 use crate::session::outbox::Outbox;
 use crate::session::{ConfigError, Event, PageAffinity, SessionError, SourceConfig, StreamId};
-use crate::{Encoding, EncodingSet, PageBitmap, PageCount, PageNumber};
+use crate::{ContentHash, Encoding, EncodingSet, PageBitmap, PageCount, PageNumber};
 use pages::{Lane, ResendCosts};
 
 /// How many control bytes may wait before the source stops starting new iterations (a
@@ -798,7 +798,7 @@ impl<M: SourceMemory> SourceSession<M> {
                     &self.core.send_limits,
                 );
                 let digest = digest_of(per_range, memory.page_size(), page_count, |page, out| {
-                    memory.read_page(page, out)
+                    page_bytes(memory, page, out).map(ContentHash::of)
                 })?;
                 self.digest = Some(digest.clone());
                 digest

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::encoder::body_wire_len;
 use crate::frame::{Frame, Limits, PageBatch};
-use crate::memory::{MemoryError, SourceMemory};
+use crate::memory::{MemoryError, SourceMemory, page_bytes};
 use crate::select::PageCosts;
 use crate::session::SessionError;
 use crate::{Encoding, EncodingSet, PageNumber, PageRecord, RecordBody};
@@ -134,19 +134,20 @@ impl<M: SourceMemory> SourceSession<M> {
         let mut records = Vec::new();
         let mut size = BATCH_HEADER;
         for page in pages {
-            self.memory.read_page(page, &mut self.scratch)?;
+            let bytes = page_bytes(&self.memory, page, &mut self.scratch)?;
             let encoder = &mut self.encoders[index];
-            let record = encoder.encode_page(page, &self.scratch).map_err(|wrong| {
-                MemoryError::WrongLength {
-                    expected: wrong.expected,
-                    actual: wrong.actual,
-                }
-            })?;
+            let record =
+                encoder
+                    .encode_page(page, bytes)
+                    .map_err(|wrong| MemoryError::WrongLength {
+                        expected: wrong.expected,
+                        actual: wrong.actual,
+                    })?;
             let record = match record {
                 Some(record) => record,
                 // Post-copy: the destination waits for every deferred page, even one whose
                 // content it holds already.
-                None if self.postcopy => unchanged(page, &self.scratch, encoder.config().encodings),
+                None if self.postcopy => unchanged(page, bytes, encoder.config().encodings),
                 None => {
                     self.costs.note(page, RECORD_HEADER as u32);
                     continue;
