@@ -35,12 +35,7 @@ fn a_corrupted_destination_page_is_resent_and_then_the_digests_agree() {
         _ => {}
     });
     assert!(corrupted);
-    assert!(pair.source_errors.is_empty(), "{:?}", pair.source_errors);
-    assert!(
-        pair.destination_errors.is_empty(),
-        "{:?}",
-        pair.destination_errors
-    );
+    pair.assert_no_errors();
     let answers: Vec<&CommitAnswer> = pair
         .source_events
         .iter()

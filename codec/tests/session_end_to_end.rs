@@ -14,12 +14,7 @@ use session_support::{DEVICE_STATE, Pair, PairConfig, count, frames_of, limits};
 fn migrate(strategy: &str, page_streams: u16) -> Pair {
     let mut pair = Pair::new(PairConfig::new(strategy, page_streams));
     pair.run();
-    assert!(pair.source_errors.is_empty(), "{:?}", pair.source_errors);
-    assert!(
-        pair.destination_errors.is_empty(),
-        "{:?}",
-        pair.destination_errors
-    );
+    pair.assert_no_errors();
     assert_eq!(pair.source.phase(), Phase::Done);
     assert_eq!(pair.destination.phase(), Phase::Done);
     assert!(pair.destination.activated());

@@ -125,12 +125,7 @@ fn postcopy_runs_the_guest_early_and_faults_pages_ahead_of_the_push() {
     // The push goes up from page 0; the guest touches pages near the end first.
     let mut guest = FaultingGuest::new(descending(&[191, 190, 150, 120, 64, 2]));
     run(&mut pair, &mut guest);
-    assert!(pair.source_errors.is_empty(), "{:?}", pair.source_errors);
-    assert!(
-        pair.destination_errors.is_empty(),
-        "{:?}",
-        pair.destination_errors
-    );
+    pair.assert_no_errors();
     assert!(pair.destination.activated());
     assert_eq!(
         guest.next,
@@ -169,12 +164,7 @@ fn hybrid_copies_live_then_faults_the_pages_dirtied_last() {
     // The guest touches every page, from the top: it faults on exactly the missing ones.
     guest.order = (0..PAGE_COUNT.0).rev().map(PageNumber).collect();
     run(&mut pair, &mut guest);
-    assert!(pair.source_errors.is_empty(), "{:?}", pair.source_errors);
-    assert!(
-        pair.destination_errors.is_empty(),
-        "{:?}",
-        pair.destination_errors
-    );
+    pair.assert_no_errors();
     assert!(pair.destination.activated());
     assert!(pair.destination.memory() == &expected(&pair, &guest));
     let destination = pair.destination.stats();

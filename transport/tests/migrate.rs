@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::num::NonZeroU16;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use common::{bounded, connected, drive_destination};
+use common::{bounded, connected, drive_destination, sessions};
 use pagewire_codec::frame::MigrationId;
-use pagewire_codec::select::{Geometry, build};
-use pagewire_codec::session::{
-    DestinationConfig, DestinationSession, Event, SourceConfig, SourceSession,
-};
+use pagewire_codec::session::Event;
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
 use pagewire_transport::Tuning;
 use pagewire_transport::driver::{DriverConfig, drive};
@@ -41,19 +37,8 @@ fn guest() -> InMemory {
 async fn migrate(strategy: &str) {
     let peers = connected(&Tuning::default()).await;
 
-    let id = MigrationId([7; 16]);
-    let geometry = Geometry {
-        page_count: PageCount(PAGES),
-        page_size: PageSize::KIB_4,
-    };
-    let mut config = SourceConfig::new(id, build(&strategy.parse().unwrap(), geometry).unwrap());
-    config.page_streams = NonZeroU16::new(3).unwrap();
-    config.cache_bytes = 1 << 20;
+    let (mut source, mut destination) = sessions(MigrationId([7; 16]), strategy, guest(), |_| {});
     let epoch = Instant::now();
-    let mut source = SourceSession::new(config, guest(), Duration::ZERO).unwrap();
-    let target = InMemory::new(PageSize::KIB_4, PageCount(PAGES)).unwrap();
-    let mut destination =
-        DestinationSession::new(DestinationConfig::new(id), target, Duration::ZERO).unwrap();
     let stream_config = StreamConfig {
         page_streams: 3,
         ..StreamConfig::default()

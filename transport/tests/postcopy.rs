@@ -7,16 +7,14 @@
 
 mod common;
 
-use std::num::{NonZeroU16, NonZeroU64};
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{bounded, connected};
+use common::{bounded, connected, sessions};
 use pagewire_codec::frame::MigrationId;
-use pagewire_codec::select::{Geometry, build};
 use pagewire_codec::session::{
-    DestinationConfig, DestinationSession, Event, FaultStatus, SessionError, SourceConfig,
-    SourceSession,
+    DestinationSession, Event, FaultStatus, SessionError, SourceSession,
 };
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
 use pagewire_transport::driver::{DriverConfig, drive};
@@ -97,20 +95,11 @@ struct Outcome {
 
 async fn migrate(strategy: &str) -> Outcome {
     let peers = connected(&Tuning::default()).await;
-    let id = MigrationId([9; 16]);
-    let geometry = Geometry {
-        page_count: PageCount(PAGES),
-        page_size: PageSize::KIB_4,
-    };
-    let mut config = SourceConfig::new(id, build(&strategy.parse().unwrap(), geometry).unwrap());
-    config.page_streams = NonZeroU16::new(3).unwrap();
-    config.cache_bytes = 1 << 20;
-    config.max_batch_pages = std::num::NonZeroU32::new(8).unwrap();
+    let (mut source, mut destination) =
+        sessions(MigrationId([9; 16]), strategy, guest(), |config| {
+            config.max_batch_pages = std::num::NonZeroU32::new(8).unwrap();
+        });
     let epoch = Instant::now();
-    let mut source = SourceSession::new(config, guest(), Duration::ZERO).unwrap();
-    let target = InMemory::new(PageSize::KIB_4, PageCount(PAGES)).unwrap();
-    let mut destination =
-        DestinationSession::new(DestinationConfig::new(id), target, Duration::ZERO).unwrap();
     // 4 MB/s on the page streams: the post-copy push of 2 MiB takes ~0.5 s, hybrid's of 1 MiB
     // ~0.25 s; little is queued ahead of the strategy (two 16 KiB chunks per stream), so most
     // pages are still to be pushed when the destination faults on them.

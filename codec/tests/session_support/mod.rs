@@ -263,6 +263,16 @@ impl Pair {
         }
     }
 
+    /// Asserts that neither side reported an error.
+    pub fn assert_no_errors(&self) {
+        assert!(self.source_errors.is_empty(), "{:?}", self.source_errors);
+        assert!(
+            self.destination_errors.is_empty(),
+            "{:?}",
+            self.destination_errors
+        );
+    }
+
     /// Steps until both sides are closed (or the step limit).
     pub fn run(&mut self) {
         self.run_with(|_, _| {});

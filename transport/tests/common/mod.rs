@@ -6,8 +6,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use pagewire_codec::frame::MigrationId;
 use pagewire_codec::memory::DestinationMemory;
-use pagewire_codec::session::DestinationSession;
+use pagewire_codec::select::{Geometry, build};
+use pagewire_codec::session::{DestinationConfig, DestinationSession, SourceConfig, SourceSession};
+use pagewire_codec::{InMemory, PageCount, PageSize};
 use pagewire_transport::certs::{CertificateAuthority, IssuedCertificate, Validity};
 use pagewire_transport::driver::{DriveError, DriverConfig, drive};
 use pagewire_transport::streams::{self, StreamConfig};
@@ -142,4 +145,29 @@ pub async fn drive_destination<M: DestinationMemory>(
         |_, _, _| Ok(()),
     )
     .await
+}
+
+/// A source session migrating `image` (4 KiB pages) under `strategy` with 3 page streams and
+/// a 1 MiB cache, `tune` adjusting its configuration further, and a destination session with
+/// an empty memory of the same size; both start at time zero.
+pub fn sessions(
+    id: MigrationId,
+    strategy: &str,
+    image: InMemory,
+    tune: impl FnOnce(&mut SourceConfig),
+) -> (SourceSession<InMemory>, DestinationSession<InMemory>) {
+    let page_count = PageCount(image.as_bytes().len() as u64 / PageSize::KIB_4.bytes() as u64);
+    let geometry = Geometry {
+        page_count,
+        page_size: PageSize::KIB_4,
+    };
+    let mut config = SourceConfig::new(id, build(&strategy.parse().unwrap(), geometry).unwrap());
+    config.page_streams = std::num::NonZeroU16::new(3).unwrap();
+    config.cache_bytes = 1 << 20;
+    tune(&mut config);
+    let source = SourceSession::new(config, image, Duration::ZERO).unwrap();
+    let target = InMemory::new(PageSize::KIB_4, page_count).unwrap();
+    let destination =
+        DestinationSession::new(DestinationConfig::new(id), target, Duration::ZERO).unwrap();
+    (source, destination)
 }
