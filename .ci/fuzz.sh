@@ -26,7 +26,8 @@ crate_of() {
 }
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked --version 0.13.2
+  # Unoptimised: cargo-fuzz only drives cargo, and a debug build of it is quicker to make.
+  cargo install cargo-fuzz --locked --version 0.13.2 --debug
 fi
 
 # One target directory for both fuzz crates, so the codec and the dependencies they share
