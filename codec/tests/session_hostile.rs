@@ -18,7 +18,7 @@ use pagewire_codec::session::{
 use pagewire_codec::{ContentHash, InMemory, PageCount, PageNumber, PageRecord, RecordBody};
 use session_support::{
     MIGRATION, PAGE_COUNT, PAGE_SIZE, Pair, PairConfig, destination_config, frames_of,
-    initial_image, limits, source_config,
+    initial_image, limits, source_config, stream,
 };
 
 const NOW: Duration = Duration::from_millis(5);
@@ -36,16 +36,6 @@ fn source_hello() -> Hello {
     let mut hello = Hello::new(Role::Source, MIGRATION, PAGE_SIZE, PAGE_COUNT);
     hello.features = Features::empty();
     hello
-}
-
-/// A stream: the header, then `frames`.
-fn stream(frames: &[Frame]) -> Vec<u8> {
-    let mut out = Vec::new();
-    StreamHeader::current().encode(&mut out);
-    for frame in frames {
-        frame.encode(&mut out, &limits()).unwrap();
-    }
-    out
 }
 
 /// What the destination wrote on the control stream and nobody took yet. A fresh stream starts

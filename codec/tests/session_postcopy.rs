@@ -9,7 +9,7 @@ use bytes::Bytes;
 use pagewire_codec::error::{Error, PeerMisbehaved};
 use pagewire_codec::frame::{
     AbortReason, BitmapFrame, BitmapKind, CommitDigest, DeviceState, Features, Frame, FrameType,
-    Hello, Iteration, IterationEnd, Limits, PageBatch, PageRequest, Role, StreamHeader,
+    Hello, Iteration, IterationEnd, Limits, PageBatch, PageRequest, Role,
 };
 use pagewire_codec::phase::Phase;
 use pagewire_codec::session::{
@@ -20,6 +20,7 @@ use pagewire_codec::{
 };
 use session_support::{
     MIGRATION, PAGE_COUNT, PAGE_SIZE, Pair, PairConfig, destination_config, limits, source_config,
+    stream,
 };
 
 const NOW: Duration = Duration::from_millis(5);
@@ -290,15 +291,6 @@ fn destination(postcopy: bool) -> DestinationSession<InMemory> {
     config.postcopy = postcopy;
     config.max_outstanding_faults = 1;
     DestinationSession::new(config, InMemory::new(PAGE_SIZE, PAGE_COUNT).unwrap(), NOW).unwrap()
-}
-
-fn stream(frames: &[Frame]) -> Vec<u8> {
-    let mut out = Vec::new();
-    StreamHeader::current().encode(&mut out);
-    for frame in frames {
-        frame.encode(&mut out, &limits()).unwrap();
-    }
-    out
 }
 
 fn raw(page: u64, byte: u8) -> PageRecord {

@@ -6,7 +6,7 @@ use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;
 
 use bytes::Bytes;
-use pagewire_codec::frame::{Frame, FrameDecoder, Limits, MigrationId};
+use pagewire_codec::frame::{Frame, FrameDecoder, Limits, MigrationId, StreamHeader};
 use pagewire_codec::select::{Geometry, build};
 use pagewire_codec::session::{
     DestinationConfig, DestinationSession, Event, SessionError, SourceConfig, SourceSession,
@@ -317,4 +317,14 @@ pub fn limits() -> Limits {
         PAGE_COUNT,
         pagewire_codec::EncodingSet::all_known(),
     )
+}
+
+/// A stream: the header, then `frames` (encoded with [`limits`]).
+pub fn stream(frames: &[Frame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    StreamHeader::current().encode(&mut out);
+    for frame in frames {
+        frame.encode(&mut out, &limits()).unwrap();
+    }
+    out
 }
