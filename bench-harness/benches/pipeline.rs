@@ -26,6 +26,8 @@
 //! `cargo bench -p pagewire-bench --bench pipeline`; `PAGEWIRE_BENCH_MIB` sets the raw
 //! volume and the incompressible guest's size (default 256), `PAGEWIRE_BENCH_REPEAT` how
 //! many times each trace is migrated (default 3; the figures are totals over the repeats).
+//! A filter argument runs only the cases whose name contains it, next to raw quinn
+//! (`cargo bench -p pagewire-bench --bench pipeline -- incompressible`).
 //!
 //! Last measured with `PAGEWIRE_BENCH_MIB=64 PAGEWIRE_BENCH_REPEAT=1 cargo bench -p
 //! pagewire-bench --bench pipeline`, one run each, back to back, at load 3.5-5.6 (others
@@ -471,7 +473,13 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument is not supported (few cases).
+    // `cargo bench` passes `--bench`; any other argument is a filter on the case names (raw
+    // quinn, the yardstick, always runs).
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let wanted = |case: &str| filters.is_empty() || filters.iter().any(|f| case.contains(f));
     let mib = env_u64("PAGEWIRE_BENCH_MIB", 256);
     let repeat = env_u64("PAGEWIRE_BENCH_REPEAT", 3);
     let pki = Pki::new();
@@ -480,9 +488,12 @@ fn main() {
     let raw = raw_quinn(&pki, mib << 20);
     rows.push(raw);
 
-    let (mut row, _) = migrate(&pki, incompressible(mib), Writes::new());
-    row.case = format!("incompressible {mib} MiB, idle");
-    rows.push(row);
+    let case = format!("incompressible {mib} MiB, idle");
+    if wanted(&case) {
+        let (mut row, _) = migrate(&pki, incompressible(mib), Writes::new());
+        row.case = case;
+        rows.push(row);
+    }
 
     let traces = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../traces");
     let mut paths: Vec<_> = std::fs::read_dir(&traces)
@@ -492,6 +503,11 @@ fn main() {
         .collect();
     paths.sort();
     for path in paths {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let case = format!("{name}, live, x{repeat}");
+        if !wanted(&case) {
+            continue;
+        }
         let (memory, writes) = trace_guest(&path);
         let mut total: Option<Row> = None;
         for _ in 0..repeat {
@@ -511,8 +527,7 @@ fn main() {
             });
         }
         let mut row = total.expect("at least one repeat");
-        let name = path.file_name().unwrap().to_string_lossy();
-        row.case = format!("{name}, live, x{repeat}");
+        row.case = case;
         rows.push(row);
     }
 
