@@ -15,7 +15,10 @@
 //!   the volume is moved; no pages, no encoding. Its page rate is its bytes per second / 4096.
 //! - `incompressible`: an idle guest of random bytes migrated with precopy (one pass); every
 //!   page goes raw after the encoder's attempts fail. Target: at least 80% of raw quinn's
-//!   bytes per second.
+//!   bytes per second. The destination writes into memory the kernel has not backed yet, so
+//!   each page costs a first touch (a page fault and the page's clearing);
+//!   `..., dst touched` is the same migration into memory populated before the clock starts
+//!   (a destination that reserved and populated its guest memory beforehand).
 //! - one case per shipped real trace (`traces/*.trace`): the guest starts from the trace's
 //!   initial image and, at the start of each round, applies the trace's next epoch (time is
 //!   compressed: one epoch per round), then stops writing when the trace ends; precopy. Pages
@@ -29,24 +32,38 @@
 //! A filter argument runs only the cases whose name contains it, next to raw quinn
 //! (`cargo bench -p pagewire-bench --bench pipeline -- incompressible`).
 //!
-//! Last measured with `PAGEWIRE_BENCH_MIB=64 PAGEWIRE_BENCH_REPEAT=1 cargo bench -p
-//! pagewire-bench --bench pipeline`, one run each, back to back, at load 3.5-5.6 (others
-//! compiling; absolute figures are not meaningful, ratios to raw quinn in the same run are):
+//! Columns: `f/pg` counts the minor page faults per page moved on each side (memory touched
+//! for the first time); on these virtual machines a first touch measured 1.4 to 17 µs per
+//! page, more than raw quinn's whole CPU cost per page (about 3.5 µs, both sides). Threads are
+//! named (`src-driver`, `src-connection`, `dst-driver`, `dst-connection`) for profilers.
 //!
-//! | case | before: vs raw | now: vs raw | now: src / dst CPU s/GB |
+//! Last measured with `PAGEWIRE_BENCH_MIB=64 cargo bench -p pagewire-bench --bench pipeline
+//! -- incompressible`, three runs back to back at load 1.0-1.3 (no one else building):
+//!
+//! | case | vs raw quinn | src / dst CPU s/GB | src / dst faults per page |
 //! |---|---|---|---|
-//! | raw quinn, 1 stream | 1.00× (MTU 1200, 57 lost) | 1.00× (MTU 6500, 0 lost) | 6.95 / 9.68 |
-//! | incompressible 64 MiB | 0.16× | 0.23× | 58.2 / 18.5 |
-//! | python-dict | 0.09× | 0.51× | 27.8 / 23.0 |
-//! | redis | 0.18× | 0.25× | 28.6 / 30.5 |
-//! | sqlite | 0.08× | 0.20× | 79.7 / 10.7 |
+//! | raw quinn, 1 stream (1.8-2.1 GB/s) | 1.00× | 0.35-0.40 / 0.42-0.51 | 0.01 / 0.16-0.20 |
+//! | incompressible 64 MiB | 0.06×, 0.30×, 0.08× | 2.0-6.3 / 1.4-9.3 | 1.32-1.39 / 1.50-1.54 |
+//! | incompressible 64 MiB, dst touched | 0.04×, 0.05×, 0.09× | 5.3-6.8 / 3.1-9.2 | 1.00-1.37 / 0.0-0.2 |
 //!
-//! Raw quinn itself moved 1.9× the bytes per second of the "before" run (0.048 against
-//! 0.026 GB/s), at a lower load. "Before" is the driver on the connection's thread and
-//! 8952-byte datagrams (every connection fell back to 1200 after a false black hole); "now"
-//! is the driver on its own thread and 6500-byte datagrams. The targets (≥ 0.8× on
-//! incompressible pages, ≥ 3× on a trace) are not met: the source spends about 120 µs of CPU
-//! per incompressible page here, where the encoder alone takes under 10 µs.
+//! What this shows, and what it does not:
+//! - The source's faults are its XBZRLE cache (64 MiB, filled once: 1 per page on a 64 MiB
+//!   guest) plus 0.3 per page of buffers; the destination's are nearly all its guest memory
+//!   (0.0-0.2 per page are left when it is populated beforehand). Populating it removes the
+//!   faults but not the cost: first touches are not what keeps the pipeline at a tenth of raw
+//!   quinn.
+//! - The same migration costs 1.5-2 s of CPU per GB in some runs and 5-10 in others, with the
+//!   same faults and about 600 context switches in either (`perf stat`); single-threaded, the
+//!   codec-only `sessions` bench swings 3× the same way. Best runs reach 0.30-0.56× raw quinn.
+//! - Profiles (`perf record -e cpu-clock`) put xxh3 first on both driver threads (the dedup
+//!   hash, and each side's commit digest over all memory: about 0.46 µs per 4 KiB page out of
+//!   cache), then copies, then LZ4's failed try (about 0.6-0.9 µs per random page, cheap:
+//!   LZ4 skips ahead on data without matches, so a cheaper look for repeats measured slower).
+//!   Valgrind's instruction counts misled here: they count `rep movsb`/`rep stosb` per byte.
+//!
+//! The targets (≥ 0.8× on incompressible pages, ≥ 3× on a trace) are not met. Earlier figures
+//! (a driver thread that also copied the whole guest at its end, now moved out instead) are in
+//! the git history of this file.
 
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
@@ -90,35 +107,82 @@ impl Pki {
     }
 }
 
-fn thread_cpu() -> Duration {
-    let usage = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage");
-    let time =
-        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, (t.tv_usec() * 1000) as u32);
-    time(usage.user_time()) + time(usage.system_time())
+/// What a thread used: CPU time (user and system) and minor page faults (pages of memory it
+/// touched for the first time since they were mapped: on a virtual machine each costs
+/// microseconds of system time, the kernel clearing the page).
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    cpu: Duration,
+    faults: u64,
 }
 
-/// What ran on a driver thread, and that thread's CPU time.
+impl Usage {
+    /// The calling thread's usage so far.
+    fn of_thread() -> Usage {
+        let usage = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage");
+        let time = |t: nix::sys::time::TimeVal| {
+            Duration::new(t.tv_sec() as u64, (t.tv_usec() * 1000) as u32)
+        };
+        Usage {
+            cpu: time(usage.user_time()) + time(usage.system_time()),
+            faults: usage.minor_page_faults() as u64,
+        }
+    }
+
+    /// The calling thread's usage since `start`.
+    fn since(start: Usage) -> Usage {
+        let now = Usage::of_thread();
+        Usage {
+            cpu: now.cpu - start.cpu,
+            faults: now.faults - start.faults,
+        }
+    }
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu + other.cpu,
+            faults: self.faults + other.faults,
+        }
+    }
+}
+
+/// What ran on a driver thread, and that thread's usage.
 struct Driven<T> {
     result: T,
-    cpu: Duration,
+    usage: Usage,
 }
 
 /// Runs `work` (a session and its driver) on a thread of its own while the calling runtime
 /// keeps serving the connection (quinn's tasks and the stream tasks): encoding and decoding
 /// overlap sending and receiving, as with `pagewire send`/`recv`'s multi-threaded runtime.
 async fn on_driver_thread<T: Send + 'static>(
+    name: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Driven<T> {
     let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let cpu = thread_cpu();
+    spawn_named(name, move || {
+        let start = Usage::of_thread();
         let result = work();
         let _ = done.send(Driven {
             result,
-            cpu: thread_cpu() - cpu,
+            usage: Usage::since(start),
         });
     });
     result.await.expect("the driver thread panicked")
+}
+
+/// Runs `work` on a new thread named `name` (profilers show the name).
+fn spawn_named<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .expect("spawn a thread")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -132,7 +196,7 @@ fn runtime() -> tokio::runtime::Runtime {
 struct Side<T> {
     started: Instant,
     ended: Instant,
-    cpu: Duration,
+    usage: Usage,
     result: T,
     /// quinn's counters of this side's connection at its end.
     quic: quinn::ConnectionStats,
@@ -151,7 +215,7 @@ where
 {
     let (address_tx, address_rx) = mpsc::channel();
     let server_identity = pki.destination.clone();
-    let server = std::thread::spawn(move || {
+    let server = spawn_named("dst-connection", move || {
         runtime().block_on(async move {
             let listener = Listener::bind(
                 "127.0.0.1:0".parse().unwrap(),
@@ -162,12 +226,12 @@ where
             .expect("listener");
             address_tx.send(listener.local_addr().unwrap()).unwrap();
             let connection = listener.accept().await.expect("accept");
-            let (started, cpu) = (Instant::now(), thread_cpu());
+            let (started, start) = (Instant::now(), Usage::of_thread());
             let result = server(connection.clone()).await;
             let side = Side {
                 started,
                 ended: Instant::now(),
-                cpu: thread_cpu() - cpu,
+                usage: Usage::since(start),
                 result,
                 quic: connection.stats(),
             };
@@ -176,7 +240,7 @@ where
         })
     });
     let client_identity = pki.source.clone();
-    let client = std::thread::spawn(move || {
+    let client = spawn_named("src-connection", move || {
         runtime().block_on(async move {
             let dialer = Dialer::bind(
                 "127.0.0.1:0".parse().unwrap(),
@@ -187,12 +251,12 @@ where
             let address = address_rx.recv().unwrap();
             let name: PeerName = "destination".parse().unwrap();
             let connection = dialer.connect(address, &name).await.expect("connect");
-            let (started, cpu) = (Instant::now(), thread_cpu());
+            let (started, start) = (Instant::now(), Usage::of_thread());
             let result = client(connection.clone()).await;
             let side = Side {
                 started,
                 ended: Instant::now(),
-                cpu: thread_cpu() - cpu,
+                usage: Usage::since(start),
                 result,
                 quic: connection.stats(),
             };
@@ -215,8 +279,8 @@ struct Row {
     pages: u64,
     wire_bytes: u64,
     wall: Duration,
-    source_cpu: Duration,
-    destination_cpu: Duration,
+    source: Usage,
+    destination: Usage,
     /// The source's QUIC counters.
     quic: Quic,
 }
@@ -266,8 +330,11 @@ impl Row {
     fn pages_per_second(&self) -> f64 {
         self.pages as f64 / self.wall.as_secs_f64()
     }
-    fn cpu_per_gb(&self, cpu: Duration) -> f64 {
-        cpu.as_secs_f64() / (self.moved_bytes as f64 / 1e9)
+    fn cpu_per_gb(&self, usage: Usage) -> f64 {
+        usage.cpu.as_secs_f64() / (self.moved_bytes as f64 / 1e9)
+    }
+    fn faults_per_page(&self, usage: Usage) -> f64 {
+        usage.faults as f64 / self.pages.max(1) as f64
     }
 }
 
@@ -303,8 +370,8 @@ fn raw_quinn(pki: &Pki, total: u64) -> Row {
         pages: total / PAGE as u64,
         wire_bytes: total,
         wall: server.ended - client.started,
-        source_cpu: client.cpu,
-        destination_cpu: server.cpu,
+        source: client.usage,
+        destination: server.usage,
         quic: Quic::of(&client.quic),
     }
 }
@@ -320,7 +387,25 @@ struct Migrated {
     memory: InMemory,
 }
 
-fn migrate(pki: &Pki, memory: InMemory, writes: Writes) -> (Row, InMemory) {
+/// The destination's guest memory, of `memory`'s geometry: zero pages the kernel has not
+/// backed yet (a destination that maps guest memory when the migration comes, so every page
+/// written is touched for the first time), or, with `touched`, pages written once before the
+/// clock starts (a destination whose guest memory was reserved and populated beforehand,
+/// like QEMU's `-mem-prealloc`).
+fn destination_memory(memory: &InMemory, touched: bool) -> InMemory {
+    let mut target = InMemory::new(memory.page_size(), memory.page_count()).expect("memory");
+    if touched {
+        for page in target.as_bytes_mut().chunks_exact_mut(PAGE) {
+            page[0] = 1;
+        }
+        target.as_bytes_mut().fill(0);
+    }
+    target
+}
+
+/// Migrates `memory` while the guest writes `writes`, into `target` (the destination's
+/// memory), and checks the result.
+fn migrate(pki: &Pki, memory: InMemory, writes: Writes, target: InMemory) -> Row {
     let geometry = Geometry {
         page_count: memory.page_count(),
         page_size: memory.page_size(),
@@ -338,7 +423,7 @@ fn migrate(pki: &Pki, memory: InMemory, writes: Writes) -> (Row, InMemory) {
             let (outbox, inbox) = streams::open(&connection, &stream_config)
                 .await
                 .expect("open streams");
-            on_driver_thread(move || {
+            on_driver_thread("src-driver", move || {
                 let strategy = build(&"precopy".parse().unwrap(), geometry).expect("strategy");
                 let mut config = SourceConfig::new(id, strategy);
                 config.page_streams = NonZeroU16::new(stream_config.page_streams).unwrap();
@@ -375,7 +460,9 @@ fn migrate(pki: &Pki, memory: InMemory, writes: Writes) -> (Row, InMemory) {
                 Migrated {
                     pages: stats.pages_sent,
                     wire_bytes: stats.bytes_sent,
-                    memory: source.memory().clone(),
+                    // Moved, not copied: a copy would touch as much fresh memory as the
+                    // guest has, on the measured thread.
+                    memory: source.into_memory(),
                 }
             })
             .await
@@ -384,9 +471,7 @@ fn migrate(pki: &Pki, memory: InMemory, writes: Writes) -> (Row, InMemory) {
             let (outbox, inbox) = streams::accept(&connection, &destination_streams)
                 .await
                 .expect("accept streams");
-            let memory = on_driver_thread(move || {
-                let target =
-                    InMemory::new(geometry.page_size, geometry.page_count).expect("memory");
+            let memory = on_driver_thread("dst-driver", move || {
                 let mut destination =
                     DestinationSession::new(DestinationConfig::new(id), target, epoch.elapsed())
                         .expect("destination session");
@@ -401,7 +486,7 @@ fn migrate(pki: &Pki, memory: InMemory, writes: Writes) -> (Row, InMemory) {
                     ))
                     .expect("destination");
                 assert!(destination.activated(), "the destination did not activate");
-                destination.memory().clone()
+                destination.into_memory()
             })
             .await;
             connection.close(0u32.into(), b"done");
@@ -412,17 +497,16 @@ fn migrate(pki: &Pki, memory: InMemory, writes: Writes) -> (Row, InMemory) {
         client.result.result.memory.as_bytes() == server.result.result.as_bytes(),
         "the destination's memory differs from the source's"
     );
-    let row = Row {
+    Row {
         case: String::new(),
         moved_bytes: client.result.result.pages * PAGE as u64,
         pages: client.result.result.pages,
         wire_bytes: client.result.result.wire_bytes,
         wall: server.ended - client.started,
-        source_cpu: client.cpu + client.result.cpu,
-        destination_cpu: server.cpu + server.result.cpu,
+        source: client.usage + client.result.usage,
+        destination: server.usage + server.result.usage,
         quic: Quic::of(&client.quic),
-    };
-    (row, client.result.result.memory)
+    }
 }
 
 /// `mib` MiB of random bytes (xorshift64*, fixed seed).
@@ -488,11 +572,18 @@ fn main() {
     let raw = raw_quinn(&pki, mib << 20);
     rows.push(raw);
 
-    let case = format!("incompressible {mib} MiB, idle");
-    if wanted(&case) {
-        let (mut row, _) = migrate(&pki, incompressible(mib), Writes::new());
-        row.case = case;
-        rows.push(row);
+    for touched in [false, true] {
+        let case = match touched {
+            false => format!("incompressible {mib} MiB, idle"),
+            true => format!("incompressible {mib} MiB, idle, dst touched"),
+        };
+        if wanted(&case) {
+            let memory = incompressible(mib);
+            let target = destination_memory(&memory, touched);
+            let mut row = migrate(&pki, memory, Writes::new(), target);
+            row.case = case;
+            rows.push(row);
+        }
     }
 
     let traces = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../traces");
@@ -511,7 +602,8 @@ fn main() {
         let (memory, writes) = trace_guest(&path);
         let mut total: Option<Row> = None;
         for _ in 0..repeat {
-            let (row, _) = migrate(&pki, memory.clone(), writes.clone());
+            let target = destination_memory(&memory, false);
+            let row = migrate(&pki, memory.clone(), writes.clone(), target);
             total = Some(match total {
                 None => row,
                 Some(sum) => Row {
@@ -519,8 +611,8 @@ fn main() {
                     pages: sum.pages + row.pages,
                     wire_bytes: sum.wire_bytes + row.wire_bytes,
                     wall: sum.wall + row.wall,
-                    source_cpu: sum.source_cpu + row.source_cpu,
-                    destination_cpu: sum.destination_cpu + row.destination_cpu,
+                    source: sum.source + row.source,
+                    destination: sum.destination + row.destination,
                     quic: sum.quic.add(row.quic),
                     ..sum
                 },
@@ -535,7 +627,7 @@ fn main() {
         "migration pipeline vs raw quinn over loopback (mutual TLS; each side on its own thread)"
     );
     println!(
-        "{:<36} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>7} {:>6} {:>5} {:>4}",
+        "{:<36} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>4}",
         "case",
         "pages",
         "wire MiB",
@@ -544,6 +636,8 @@ fn main() {
         "vs raw",
         "src s/GB",
         "dst s/GB",
+        "src f/pg",
+        "dst f/pg",
         "lost",
         "cong",
         "dg/io",
@@ -553,15 +647,17 @@ fn main() {
     let raw_rate = rows[0].pages_per_second();
     for row in &rows {
         println!(
-            "{:<36} {:>10} {:>10.1} {:>8.3} {:>10.0} {:>9.2}x {:>9.2} {:>9.2} {:>8} {:>7} {:>6.1} {:>5} {:>4}",
+            "{:<36} {:>10} {:>10.1} {:>8.3} {:>10.0} {:>9.2}x {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>8} {:>7} {:>6.1} {:>5} {:>4}",
             row.case,
             row.pages,
             row.wire_bytes as f64 / (1 << 20) as f64,
             row.gbps(),
             row.pages_per_second(),
             row.pages_per_second() / raw_rate,
-            row.cpu_per_gb(row.source_cpu),
-            row.cpu_per_gb(row.destination_cpu),
+            row.cpu_per_gb(row.source),
+            row.cpu_per_gb(row.destination),
+            row.faults_per_page(row.source),
+            row.faults_per_page(row.destination),
             row.quic.lost_packets,
             row.quic.congestion_events,
             row.quic.datagrams as f64 / row.quic.send_calls.max(1) as f64,
@@ -571,7 +667,8 @@ fn main() {
     }
     println!(
         "GB/s and CPU s/GB count page bytes moved (every version sent); 'vs raw' is the page \
-         rate against raw quinn's bytes/s / 4096; lost, cong(estion events), dg/io (datagrams \
+         rate against raw quinn's bytes/s / 4096; f/pg: minor page faults per page moved (memory \
+         touched afresh); lost, cong(estion events), dg/io (datagrams \
          per send call) and mtu (the smallest path MTU), bh (black holes \
          detected: MTU reset to 1200) are the source's QUIC counters"
     );

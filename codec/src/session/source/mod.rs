@@ -275,6 +275,12 @@ impl<M: SourceMemory> SourceSession<M> {
         &mut self.memory
     }
 
+    /// The guest memory, taking the session apart (for example to resume the guest here
+    /// after a migration that did not activate the destination).
+    pub fn into_memory(self) -> M {
+        self.memory
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> SourceStats {
         SourceStats {
