@@ -68,8 +68,8 @@
 //! the constants were not tuned to any one trace. Figures from (default 1 ms RTT, migration
 //! starting 25% into the trace; simulated, not measured):
 //! ```text
-//! pagewire bench traces/NAME.trace --link 10mbit,30mbit,100mbit --strategies \
-//!   precopy,two-fold,history-majority,improved-precopy,lru-order,mirror,postcopy,hybrid,throttle,ours
+//! S=precopy,two-fold,history-majority,improved-precopy,lru-order,mirror,postcopy,hybrid
+//! pagewire bench traces/NAME.trace --link 10mbit,30mbit,100mbit --strategies $S,throttle,ours
 //! ```
 //! - python-dict at 10 Mbit/s: ours 5.73 s / 105.9 ms / 6.8 MiB against pre-copy's
 //!   5.90 s / 125.8 ms / 7.0 MiB (mirror, the other one at the floor: 9.64 s / 11.5 MiB). At
@@ -84,11 +84,12 @@
 //! - At 100 Mbit/s every strategy finishes within 1% of the others; ours, mirror and hybrid
 //!   at the floor downtime, the other pre-copy strategies 3–6x above it, post-copy stalling
 //!   the guest 0.3–0.5 s.
-//! - A streaming writer faster than the link (`pagewire trace gen sweep`, 32 MiB, 8 MiB
-//!   region at 2 MiB/s) is the weak case: at 30 Mbit/s ours reaches the floor but takes 42%
-//!   longer than pre-copy (which stops at 229 ms); at 10 Mbit/s nothing converges and ours'
-//!   post-copy end halves its disruption (2.07 s to 1.02 s) but hybrid finishes in half the
-//!   time with a 1.9 s disruption.
+//! - A streaming writer faster than the link (`pagewire trace gen sweep --memory 32MiB
+//!   --duration 8s --dirty-rate 2MiB --region 8MiB`, the bench command above without mirror,
+//!   whose forwarding never catches up at 10 Mbit/s) is the weak case: at 30 Mbit/s ours
+//!   reaches the floor but takes 42% longer than pre-copy (which stops at 229 ms); at
+//!   10 Mbit/s nothing converges, and ours' post-copy end halves its disruption (2.07 s to
+//!   1.02 s, the lowest of all) but hybrid finishes in half the time with a 1.9 s disruption.
 //!
 //! State: two `u32` per page (8 bytes per page: 32 MiB for a 16 GiB guest of 4 KiB pages),
 //! plus the engine's bitmaps; updates cost the dirty pages of each log, decisions the stale
