@@ -74,7 +74,27 @@ pub enum Choice {
     /// Suspend and send what remains.
     Stop(StopReason),
     /// Switch to post-copy.
-    PostCopy(StopReason),
+    PostCopy(PostCopyPlan),
+}
+
+/// How the post-copy phase runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostCopyPlan {
+    /// Why the live rounds ended.
+    pub reason: StopReason,
+    /// Pages to push first, in this order; the other missing pages follow in pre-paging order
+    /// (see [`BackgroundPush`]).
+    pub push_first: Vec<PageNumber>,
+}
+
+impl PostCopyPlan {
+    /// Post-copy with the plain pre-paging push.
+    pub fn pre_paging(reason: StopReason) -> PostCopyPlan {
+        PostCopyPlan {
+            reason,
+            push_first: Vec::new(),
+        }
+    }
 }
 
 /// How a live round runs.
@@ -321,9 +341,11 @@ impl<R: RoundRule> Strategy for Iterative<R> {
                 })
             }
             Choice::Stop(reason) => self.end(reason),
-            Choice::PostCopy(reason) => {
+            Choice::PostCopy(PostCopyPlan { reason, push_first }) => {
                 let missing = self.stale.clone();
-                self.phase = Phase::PostCopy(BackgroundPush::new(missing.clone(), reason));
+                let mut push = BackgroundPush::new(missing.clone(), reason);
+                push.push_first(push_first);
+                self.phase = Phase::PostCopy(push);
                 Decision::PostCopy(PostCopy { missing, reason })
             }
         }

@@ -7,7 +7,7 @@
 //! demand (see [`BackgroundPush`](super::postcopy::BackgroundPush)). One round — a full pass —
 //! is our default: it moves the cold pages live and leaves only the working set to post-copy.
 
-use super::engine::{Choice, Limits, RoundContext, RoundPlan, RoundRule};
+use super::engine::{Choice, Limits, PostCopyPlan, RoundContext, RoundPlan, RoundRule};
 use super::registry::{Params, SpecError, parse_value, unknown_param};
 use crate::PageBitmap;
 
@@ -48,10 +48,10 @@ impl RoundRule for HybridRule {
 
     fn choose(&mut self, context: &RoundContext<'_>, send: &mut PageBitmap) -> Choice {
         if context.iteration.0 >= self.rounds {
-            return Choice::PostCopy(super::StopReason::RoundLimit);
+            return Choice::PostCopy(PostCopyPlan::pre_paging(super::StopReason::RoundLimit));
         }
         if let Some(reason) = self.limits.check(context) {
-            return Choice::PostCopy(reason);
+            return Choice::PostCopy(PostCopyPlan::pre_paging(reason));
         }
         send.union_with(context.stale);
         Choice::Send(RoundPlan::PRECOPY)

@@ -12,7 +12,7 @@
 //! pivot in both directions; we only bubble forwards (one cursor, no per-page state), and
 //! document that choice. Each page is sent exactly once.
 
-use super::engine::{Choice, Iterative, RoundContext, RoundRule};
+use super::engine::{Choice, Iterative, PostCopyPlan, RoundContext, RoundRule};
 use super::registry::{Params, SpecError, unknown_param};
 use super::{FaultAction, StopReason};
 use crate::{PageBitmap, PageNumber};
@@ -34,15 +34,19 @@ impl RoundRule for PostcopyRule {
     const NAME: &'static str = "postcopy";
 
     fn choose(&mut self, _context: &RoundContext<'_>, _send: &mut PageBitmap) -> Choice {
-        Choice::PostCopy(StopReason::NoLiveRounds)
+        Choice::PostCopy(PostCopyPlan::pre_paging(StopReason::NoLiveRounds))
     }
 }
 
-/// The background push of post-copy: every missing page once, in pre-paging order.
+/// The background push of post-copy: every missing page once, in pre-paging order, after the
+/// pages of an optional first order (see [`BackgroundPush::push_first`]).
 #[derive(Clone, Debug)]
 pub struct BackgroundPush {
     missing: PageBitmap,
     cursor: u64,
+    /// Pages to push before the ascending scan, in this order.
+    first: Vec<PageNumber>,
+    first_next: usize,
     pub(crate) reason: StopReason,
 }
 
@@ -52,8 +56,17 @@ impl BackgroundPush {
         BackgroundPush {
             missing,
             cursor: 0,
+            first: Vec::new(),
+            first_next: 0,
             reason,
         }
+    }
+
+    /// Pushes the pages of `order` first, in that order (those still missing when their turn
+    /// comes), then the rest in pre-paging order.
+    pub fn push_first(&mut self, order: Vec<PageNumber>) {
+        self.first = order;
+        self.first_next = 0;
     }
 
     /// Pages the destination still lacks.
@@ -68,7 +81,18 @@ impl BackgroundPush {
 
     /// Appends up to `max` pages to push next.
     pub fn next_batch(&mut self, max: usize, out: &mut Vec<PageNumber>) {
-        for _ in 0..max {
+        let mut added = 0;
+        while added < max {
+            let Some(page) = self.first.get(self.first_next).copied() else {
+                break;
+            };
+            self.first_next += 1;
+            if self.missing.remove(page) {
+                out.push(page);
+                added += 1;
+            }
+        }
+        for _ in added..max {
             let found = self
                 .missing
                 .first_at_or_after(PageNumber(self.cursor))
@@ -130,6 +154,25 @@ mod tests {
         strategy.next_batch(&empty, 100, &mut out);
         assert_eq!(out, pages(&[0, 1, 6, 7, 2, 3, 4]));
         assert_eq!(strategy.next_batch(&empty, 100, &mut out), 0);
+    }
+
+    #[test]
+    fn a_first_order_is_pushed_before_the_ascending_scan() {
+        // Missing {0..6}, first order [4, 1, 5]. A fault on 5 before the push starts sends it
+        // now (the push moves on to 6). The push then goes 4, 1 (5 is no longer missing),
+        // then the ascending scan from 6: 6, wrapping to 0, 2, 3.
+        let mut push = BackgroundPush::new(
+            Script::bitmap(7, &[0, 1, 2, 3, 4, 5, 6]),
+            StopReason::Stalled,
+        );
+        push.push_first(pages(&[4, 1, 5]));
+        assert_eq!(push.on_fault(PageNumber(5)), FaultAction::SendNow);
+        let mut out = Vec::new();
+        push.next_batch(2, &mut out);
+        assert_eq!(out, pages(&[4, 1]));
+        push.next_batch(100, &mut out);
+        assert_eq!(out, pages(&[4, 1, 6, 0, 2, 3]));
+        assert!(push.missing().is_empty());
     }
 
     #[test]
