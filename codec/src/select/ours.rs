@@ -54,7 +54,8 @@
 //!   Post-copy is chosen only if that predicted stall is under half the stop-and-copy
 //!   transfer: a post-copy guest also faults on reads, which no dirty log shows (and the
 //!   simulator does not model), and cannot fall back to the source if the link fails during
-//!   the push, so it has to win clearly. `post-copy=false` always ends with stop-and-copy.
+//!   the push, so it has to win clearly. Off by default (`post-copy=true` turns it on; see
+//!   [`OursParams::post_copy`] for why).
 //!   A sequential writer that outruns the link is the case this is for: its stale pages were
 //!   just written and are not due again until the sweep comes round.
 //!
@@ -73,7 +74,8 @@
 //! ```
 //! - python-dict at 10 Mbit/s: ours 5.73 s / 105.9 ms / 6.8 MiB against pre-copy's
 //!   5.90 s / 125.8 ms / 7.0 MiB (mirror, the other one at the floor: 9.64 s / 11.5 MiB). At
-//!   30 Mbit/s ours keeps the 36 ms floor (a post-copy end with no fault) in 1.97 s / 7.0 MiB,
+//!   30 Mbit/s `ours:post-copy=true` keeps the 36 ms floor (a post-copy end with no fault) in
+//!   1.97 s / 7.0 MiB (default ours: 1.97 s / 38.3 ms / 7.0 MiB),
 //!   ahead of mirror (2.10 s / 7.5 MiB), but pre-copy and two-fold finish sooner (1.83 s,
 //!   1.69 s) with 4x the downtime, and post-copy and hybrid stall the guest for 0.6–1.3 s.
 //! - sqlite: at 10 Mbit/s ours takes 2.93 s at the floor, against pre-copy's 3.17 s / 431 ms
@@ -88,7 +90,7 @@
 //!   --duration 8s --dirty-rate 2MiB --region 8MiB`, the bench command above without mirror,
 //!   whose forwarding never catches up at 10 Mbit/s) is the weak case: at 30 Mbit/s ours
 //!   reaches the floor but takes 42% longer than pre-copy (which stops at 229 ms); at
-//!   10 Mbit/s nothing converges, and ours' post-copy end halves its disruption (2.07 s to
+//!   10 Mbit/s nothing converges, and with `post-copy=true` ours halves its disruption (2.07 s to
 //!   1.02 s, the lowest of all) but hybrid finishes in half the time with a 1.9 s disruption.
 //!
 //! State: two `u32` per page (8 bytes per page: 32 MiB for a 16 GiB guest of 4 KiB pages),
@@ -116,7 +118,10 @@ pub struct OursParams {
     /// Rounds without progress before stopping (`patience`, 3; 0: never stop for that).
     pub patience: u32,
     /// End with post-copy when the interval estimates predict it stalls the guest less than
-    /// stop-and-copy would (`post-copy`, true; false: always stop-and-copy).
+    /// stop-and-copy would (`post-copy`, false: always stop-and-copy). Off by default: a
+    /// post-copy guest is lost if the link fails before the push ends (neither side holds all
+    /// of its memory, and resuming a dropped migration is not built yet), a risk the default
+    /// of `pagewire send` should not take for the milliseconds it saves on the traces.
     pub post_copy: bool,
     /// Pre-copy limits (defaults: 29 rounds, 3x memory, no page-count or downtime target).
     pub limits: Limits,
@@ -128,7 +133,7 @@ impl Default for OursParams {
             cheap_bytes: 256,
             progress: 90,
             patience: 3,
-            post_copy: true,
+            post_copy: false,
             limits: Limits {
                 min_pages: 0,
                 downtime_target: Duration::ZERO,
@@ -563,7 +568,7 @@ mod tests {
         let mut script = Script::new(8);
         script.link = link(4096, Duration::ZERO);
         let rounds = [after(&[0, 1, 2])];
-        let mut strategy = Ours::with(Script::geometry(8), params("max-rounds=1"));
+        let mut strategy = Ours::with(Script::geometry(8), params("max-rounds=1,post-copy=true"));
         cool_and_hot_history(&script, &mut strategy, &[2]);
         let outcome = script.run(&mut strategy, &rounds);
         let Decision::PostCopy(post) = outcome.end() else {
@@ -592,7 +597,7 @@ mod tests {
         //   not under half of 8 s -> stop-and-copy.
         let mut script = Script::new(8);
         script.link = link(4096, Duration::ZERO);
-        let mut strategy = Ours::with(Script::geometry(8), params("max-rounds=1"));
+        let mut strategy = Ours::with(Script::geometry(8), params("max-rounds=1,post-copy=true"));
         cool_and_hot_history(&script, &mut strategy, &[2, 3, 4, 5, 6, 7]);
         let outcome = script.run(&mut strategy, &[after(&(0..8).collect::<Vec<_>>())]);
         assert!(matches!(outcome.end(), Decision::StopAndCopy(_)));
@@ -605,7 +610,7 @@ mod tests {
         let defaults = OursParams::default();
         assert_eq!((defaults.cheap_bytes, defaults.progress), (256, 90));
         assert_eq!(defaults.patience, 3);
-        assert!(defaults.post_copy);
+        assert!(!defaults.post_copy);
         assert_eq!(defaults.limits.min_pages, 0);
         assert!(defaults.limits.downtime_target.is_zero());
         assert_eq!(
