@@ -33,8 +33,8 @@
 //! (`cargo bench -p pagewire-bench --bench pipeline -- incompressible`).
 //!
 //! Columns: `f/pg` counts the minor page faults per page moved on each side (memory touched
-//! for the first time); on these virtual machines a first touch measured 1.4 to 17 µs per
-//! page, more than raw quinn's whole CPU cost per page (about 3.5 µs, both sides). Threads are
+//! for the first time, which the kernel must back and clear: microseconds of system time per
+//! page on a virtual machine, as much as raw quinn spends to move a page). Threads are
 //! named (`src-driver`, `src-connection`, `dst-driver`, `dst-connection`) for profilers.
 //!
 //! Last measured with `PAGEWIRE_BENCH_MIB=64 cargo bench -p pagewire-bench --bench pipeline
@@ -55,11 +55,10 @@
 //! - The same migration costs 1.5-2 s of CPU per GB in some runs and 5-10 in others, with the
 //!   same faults and about 600 context switches in either (`perf stat`); single-threaded, the
 //!   codec-only `sessions` bench swings 3× the same way. Best runs reach 0.30-0.56× raw quinn.
-//! - Profiles (`perf record -e cpu-clock`) put xxh3 first on both driver threads (the dedup
-//!   hash, and each side's commit digest over all memory: about 0.46 µs per 4 KiB page out of
-//!   cache), then copies, then LZ4's failed try (about 0.6-0.9 µs per random page, cheap:
-//!   LZ4 skips ahead on data without matches, so a cheaper look for repeats measured slower).
-//!   Valgrind's instruction counts misled here: they count `rep movsb`/`rep stosb` per byte.
+//! - Profiles (`perf record -e cpu-clock` on this bench) put xxh3 first on both driver
+//!   threads (the dedup hash, and each side's commit digest over all memory), then copies,
+//!   then LZ4's failed try (cheap: LZ4 skips ahead on data without matches). Valgrind's
+//!   instruction counts mislead here: they count `rep movsb`/`rep stosb` per byte.
 //!
 //! The targets (≥ 0.8× on incompressible pages, ≥ 3× on a trace) are not met. Earlier figures
 //! (a driver thread that also copied the whole guest at its end, now moved out instead) are in
@@ -395,10 +394,9 @@ struct Migrated {
 fn destination_memory(memory: &InMemory, touched: bool) -> InMemory {
     let mut target = InMemory::new(memory.page_size(), memory.page_count()).expect("memory");
     if touched {
-        for page in target.as_bytes_mut().chunks_exact_mut(PAGE) {
-            page[0] = 1;
-        }
-        target.as_bytes_mut().fill(0);
+        // Writing zeros over zeros still makes the kernel back every page (`black_box`: the
+        // compiler must not drop a write of what it may know is there).
+        std::hint::black_box(target.as_bytes_mut()).fill(0);
     }
     target
 }
