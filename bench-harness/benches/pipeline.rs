@@ -13,16 +13,20 @@
 //! Cases:
 //! - `raw quinn`: the client writes the same 64 KiB buffer on one unidirectional stream until
 //!   the volume is moved; no pages, no encoding. Its page rate is its bytes per second / 4096.
-//! - `incompressible`: an idle guest of random bytes migrated with precopy (one pass); every
-//!   page goes raw after the encoder's attempts fail. Target: at least 80% of raw quinn's
+//! - `incompressible`: an idle guest of random bytes migrated with precopy (one pass), the
+//!   encoder weighing CPU against bytes as `pagewire send` does; every page goes raw. Target: at least 80% of raw quinn's
 //!   bytes per second. The destination writes into memory the kernel has not backed yet, so
 //!   each page costs a first touch (a page fault and the page's clearing);
 //!   `..., dst touched` is the same migration into memory populated before the clock starts
 //!   (a destination that reserved and populated its guest memory beforehand).
-//! - one case per shipped real trace (`traces/*.trace`): the guest starts from the trace's
+//! - two cases per shipped real trace (`traces/*.trace`): the guest starts from the trace's
 //!   initial image and, at the start of each round, applies the trace's next epoch (time is
 //!   compressed: one epoch per round), then stops writing when the trace ends; precopy. Pages
 //!   per second counts every page version sent. Target: at least 3× raw quinn's page rate.
+//!   The first case's encoder weighs CPU time against bytes as `pagewire send` does without
+//!   `--rate` (`pagewire_transport::cost::encoder_policy`); `..., smallest bytes` is the same
+//!   migration with the encoder picking the fewest bytes whatever the CPU time (LZ4 and zstd
+//!   tried on every page), to show what that choice is worth.
 //!
 //! Every migration is checked: the destination activated and holds the source's memory.
 //!
@@ -72,6 +76,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nix::sys::resource::{UsageWho, getrusage};
 use pagewire_bench::trace::{Epoch, TraceReader, WriteKind};
+use pagewire_codec::encoder::CostPolicy;
 use pagewire_codec::frame::MigrationId;
 use pagewire_codec::select::{Geometry, build};
 use pagewire_codec::session::{
@@ -79,6 +84,7 @@ use pagewire_codec::session::{
 };
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
 use pagewire_transport::certs::{CertificateAuthority, Validity};
+use pagewire_transport::cost::encoder_policy;
 use pagewire_transport::driver::{DriverConfig, drive};
 use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{Dialer, Listener, PeerName, TlsIdentity, Tuning};
@@ -402,8 +408,14 @@ fn destination_memory(memory: &InMemory, touched: bool) -> InMemory {
 }
 
 /// Migrates `memory` while the guest writes `writes`, into `target` (the destination's
-/// memory), and checks the result.
-fn migrate(pki: &Pki, memory: InMemory, writes: Writes, target: InMemory) -> Row {
+/// memory), the encoder choosing by `policy`, and checks the result.
+fn migrate(
+    pki: &Pki,
+    memory: InMemory,
+    writes: Writes,
+    target: InMemory,
+    policy: CostPolicy,
+) -> Row {
     let geometry = Geometry {
         page_count: memory.page_count(),
         page_size: memory.page_size(),
@@ -425,6 +437,7 @@ fn migrate(pki: &Pki, memory: InMemory, writes: Writes, target: InMemory) -> Row
                 let strategy = build(&"precopy".parse().unwrap(), geometry).expect("strategy");
                 let mut config = SourceConfig::new(id, strategy);
                 config.page_streams = NonZeroU16::new(stream_config.page_streams).unwrap();
+                config.policy = policy;
                 let mut source =
                     SourceSession::new(config, memory, epoch.elapsed()).expect("source session");
                 let mut writes = writes.into_iter();
@@ -578,7 +591,7 @@ fn main() {
         if wanted(&case) {
             let memory = incompressible(mib);
             let target = destination_memory(&memory, touched);
-            let mut row = migrate(&pki, memory, Writes::new(), target);
+            let mut row = migrate(&pki, memory, Writes::new(), target, encoder_policy(None));
             row.case = case;
             rows.push(row);
         }
@@ -593,32 +606,37 @@ fn main() {
     paths.sort();
     for path in paths {
         let name = path.file_name().unwrap().to_string_lossy();
-        let case = format!("{name}, live, x{repeat}");
-        if !wanted(&case) {
-            continue;
+        for (label, policy) in [
+            ("", encoder_policy(None)),
+            (", smallest bytes", CostPolicy::SmallestBytes),
+        ] {
+            let case = format!("{name}, live, x{repeat}{label}");
+            if !wanted(&case) {
+                continue;
+            }
+            let (memory, writes) = trace_guest(&path);
+            let mut total: Option<Row> = None;
+            for _ in 0..repeat {
+                let target = destination_memory(&memory, false);
+                let row = migrate(&pki, memory.clone(), writes.clone(), target, policy);
+                total = Some(match total {
+                    None => row,
+                    Some(sum) => Row {
+                        moved_bytes: sum.moved_bytes + row.moved_bytes,
+                        pages: sum.pages + row.pages,
+                        wire_bytes: sum.wire_bytes + row.wire_bytes,
+                        wall: sum.wall + row.wall,
+                        source: sum.source + row.source,
+                        destination: sum.destination + row.destination,
+                        quic: sum.quic.add(row.quic),
+                        ..sum
+                    },
+                });
+            }
+            let mut row = total.expect("at least one repeat");
+            row.case = case;
+            rows.push(row);
         }
-        let (memory, writes) = trace_guest(&path);
-        let mut total: Option<Row> = None;
-        for _ in 0..repeat {
-            let target = destination_memory(&memory, false);
-            let row = migrate(&pki, memory.clone(), writes.clone(), target);
-            total = Some(match total {
-                None => row,
-                Some(sum) => Row {
-                    moved_bytes: sum.moved_bytes + row.moved_bytes,
-                    pages: sum.pages + row.pages,
-                    wire_bytes: sum.wire_bytes + row.wire_bytes,
-                    wall: sum.wall + row.wall,
-                    source: sum.source + row.source,
-                    destination: sum.destination + row.destination,
-                    quic: sum.quic.add(row.quic),
-                    ..sum
-                },
-            });
-        }
-        let mut row = total.expect("at least one repeat");
-        row.case = case;
-        rows.push(row);
     }
 
     println!(

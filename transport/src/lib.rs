@@ -9,6 +9,8 @@
 //!   handshakes are typed ([`Refusal`]).
 //! - [`streams`]: one control stream and several page streams behind bounded queues
 //!   ([`Outbox`], [`Inbox`]), with an optional [`RateLimit`] on page bytes.
+//! - [`cost`]: the encoder's cost policy for a link this transport drives (what a byte on the
+//!   wire costs, so pages are compressed only where that saves time).
 //! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
 //! - [`memory`]: guest memory for the source ([`memory::SourceMemory`]) and the destination
 //!   (the codec's `DestinationMemory`), in a `Vec`, a file, or a mapped file.
@@ -20,6 +22,7 @@
 
 #[cfg(feature = "certs")]
 pub mod certs;
+pub mod cost;
 pub mod driver;
 pub mod endpoint;
 pub mod memory;
