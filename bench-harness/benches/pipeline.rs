@@ -59,6 +59,11 @@
 //! - The same migration costs 1.5-2 s of CPU per GB in some runs and 5-10 in others, with the
 //!   same faults and about 600 context switches in either (`perf stat`); single-threaded, the
 //!   codec-only `sessions` bench swings 3× the same way. Best runs reach 0.30-0.56× raw quinn.
+//!   The swing is the host's: the `read GB/s` column (a plain read of 64 MiB of memory the
+//!   process already touched, before and after each case) ranged from 0.1 to 10.6 GB/s around
+//!   single cases of one run (`PAGEWIRE_BENCH_MIB=64 PAGEWIRE_BENCH_REPEAT=1`, load 3-5), and
+//!   raw quinn itself fell to 0.06 GB/s in that run. Compare cases only when their reads are
+//!   alike and fast.
 //! - Profiles (`perf record -e cpu-clock` on this bench) put xxh3 first on both driver
 //!   threads (the dedup hash, and each side's commit digest over all memory), then copies,
 //!   then LZ4's failed try (cheap: LZ4 skips ahead on data without matches). Valgrind's
@@ -288,6 +293,8 @@ struct Row {
     destination: Usage,
     /// The source's QUIC counters.
     quic: Quic,
+    /// The slowest and fastest memory reads of the probe around this case.
+    reads: ReadSpeeds,
 }
 
 /// What QUIC did on the source's side: losses make quinn's congestion controller shrink its
@@ -343,6 +350,59 @@ impl Row {
     }
 }
 
+/// Read speeds of memory the probe measured, GB/s.
+#[derive(Clone, Copy, Default)]
+struct ReadSpeeds {
+    slowest: f64,
+    fastest: f64,
+}
+
+/// A plain read of 64 MiB of memory already backed, timed before and after each case. On this
+/// kind of shared virtual machine the same read of the same resident memory has run anywhere
+/// from 0.2 to 11 GB/s pass to pass (the host's doing, not the guest's): a case whose probe
+/// read slowly ran on a starved machine, and its figures say little about pagewire.
+struct MemoryProbe {
+    memory: Vec<u64>,
+}
+
+impl MemoryProbe {
+    fn new() -> MemoryProbe {
+        let memory: Vec<u64> = (0..(64u64 << 20) / 8).collect();
+        MemoryProbe { memory }
+    }
+
+    /// Two timed reads of the whole buffer.
+    fn read(&self) -> ReadSpeeds {
+        let speeds: Vec<f64> = (0..2)
+            .map(|_| {
+                let start = Instant::now();
+                let sum = self
+                    .memory
+                    .iter()
+                    .fold(0u64, |sum, &word| sum.wrapping_add(word));
+                std::hint::black_box(sum);
+                (self.memory.len() * 8) as f64 / start.elapsed().as_secs_f64() / 1e9
+            })
+            .collect();
+        ReadSpeeds {
+            slowest: speeds.iter().copied().fold(f64::INFINITY, f64::min),
+            fastest: speeds.iter().copied().fold(0.0, f64::max),
+        }
+    }
+
+    /// `case` run between two reads; the row with the slowest and fastest of the four.
+    fn around(&self, case: impl FnOnce() -> Row) -> Row {
+        let before = self.read();
+        let mut row = case();
+        let after = self.read();
+        row.reads = ReadSpeeds {
+            slowest: before.slowest.min(after.slowest),
+            fastest: before.fastest.max(after.fastest),
+        };
+        row
+    }
+}
+
 fn raw_quinn(pki: &Pki, total: u64) -> Row {
     let (client, server) = run_pair(
         pki,
@@ -378,6 +438,7 @@ fn raw_quinn(pki: &Pki, total: u64) -> Row {
         source: client.usage,
         destination: server.usage,
         quic: Quic::of(&client.quic),
+        reads: ReadSpeeds::default(),
     }
 }
 
@@ -517,6 +578,7 @@ fn migrate(
         source: client.usage + client.result.usage,
         destination: server.usage + server.result.usage,
         quic: Quic::of(&client.quic),
+        reads: ReadSpeeds::default(),
     }
 }
 
@@ -578,9 +640,10 @@ fn main() {
     let mib = env_u64("PAGEWIRE_BENCH_MIB", 256);
     let repeat = env_u64("PAGEWIRE_BENCH_REPEAT", 3);
     let pki = Pki::new();
+    let probe = MemoryProbe::new();
     let mut rows = Vec::new();
 
-    let raw = raw_quinn(&pki, mib << 20);
+    let raw = probe.around(|| raw_quinn(&pki, mib << 20));
     rows.push(raw);
 
     for touched in [false, true] {
@@ -591,7 +654,8 @@ fn main() {
         if wanted(&case) {
             let memory = incompressible(mib);
             let target = destination_memory(&memory, touched);
-            let mut row = migrate(&pki, memory, Writes::new(), target, encoder_policy(None));
+            let mut row =
+                probe.around(|| migrate(&pki, memory, Writes::new(), target, encoder_policy(None)));
             row.case = case;
             rows.push(row);
         }
@@ -615,25 +679,27 @@ fn main() {
                 continue;
             }
             let (memory, writes) = trace_guest(&path);
-            let mut total: Option<Row> = None;
-            for _ in 0..repeat {
-                let target = destination_memory(&memory, false);
-                let row = migrate(&pki, memory.clone(), writes.clone(), target, policy);
-                total = Some(match total {
-                    None => row,
-                    Some(sum) => Row {
-                        moved_bytes: sum.moved_bytes + row.moved_bytes,
-                        pages: sum.pages + row.pages,
-                        wire_bytes: sum.wire_bytes + row.wire_bytes,
-                        wall: sum.wall + row.wall,
-                        source: sum.source + row.source,
-                        destination: sum.destination + row.destination,
-                        quic: sum.quic.add(row.quic),
-                        ..sum
-                    },
-                });
-            }
-            let mut row = total.expect("at least one repeat");
+            let mut row = probe.around(|| {
+                let mut total: Option<Row> = None;
+                for _ in 0..repeat {
+                    let target = destination_memory(&memory, false);
+                    let row = migrate(&pki, memory.clone(), writes.clone(), target, policy);
+                    total = Some(match total {
+                        None => row,
+                        Some(sum) => Row {
+                            moved_bytes: sum.moved_bytes + row.moved_bytes,
+                            pages: sum.pages + row.pages,
+                            wire_bytes: sum.wire_bytes + row.wire_bytes,
+                            wall: sum.wall + row.wall,
+                            source: sum.source + row.source,
+                            destination: sum.destination + row.destination,
+                            quic: sum.quic.add(row.quic),
+                            ..sum
+                        },
+                    });
+                }
+                total.expect("at least one repeat")
+            });
             row.case = case;
             rows.push(row);
         }
@@ -643,7 +709,7 @@ fn main() {
         "migration pipeline vs raw quinn over loopback (mutual TLS; each side on its own thread)"
     );
     println!(
-        "{:<36} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>4}",
+        "{:<36} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>4} {:>11}",
         "case",
         "pages",
         "wire MiB",
@@ -658,12 +724,13 @@ fn main() {
         "cong",
         "dg/io",
         "mtu",
-        "bh"
+        "bh",
+        "read GB/s"
     );
     let raw_rate = rows[0].pages_per_second();
     for row in &rows {
         println!(
-            "{:<36} {:>10} {:>10.1} {:>8.3} {:>10.0} {:>9.2}x {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>8} {:>7} {:>6.1} {:>5} {:>4}",
+            "{:<36} {:>10} {:>10.1} {:>8.3} {:>10.0} {:>9.2}x {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>8} {:>7} {:>6.1} {:>5} {:>4} {:>5.1}-{:<5.1}",
             row.case,
             row.pages,
             row.wire_bytes as f64 / (1 << 20) as f64,
@@ -679,6 +746,8 @@ fn main() {
             row.quic.datagrams as f64 / row.quic.send_calls.max(1) as f64,
             row.quic.mtu,
             row.quic.black_holes,
+            row.reads.slowest,
+            row.reads.fastest,
         );
     }
     println!(
@@ -686,6 +755,8 @@ fn main() {
          rate against raw quinn's bytes/s / 4096; f/pg: minor page faults per page moved (memory \
          touched afresh); lost, cong(estion events), dg/io (datagrams \
          per send call) and mtu (the smallest path MTU), bh (black holes \
-         detected: MTU reset to 1200) are the source's QUIC counters"
+         detected: MTU reset to 1200) are the source's QUIC counters; read GB/s: the slowest \
+         and fastest plain read of 64 MiB of resident memory just before and after the case \
+         (a slow one: the host starved this machine during the case)"
     );
 }
