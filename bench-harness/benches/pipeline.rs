@@ -32,7 +32,10 @@
 //!
 //! `cargo bench -p pagewire-bench --bench pipeline`; `PAGEWIRE_BENCH_MIB` sets the raw
 //! volume and the incompressible guest's size (default 256), `PAGEWIRE_BENCH_REPEAT` how
-//! many times each trace is migrated (default 3; the figures are totals over the repeats).
+//! many times each case runs (default 3; the figures are totals over the runs). Each run
+//! follows a raw quinn transfer of its own, and `vs raw` is the median over the runs of the
+//! run's page rate against that transfer's: the host's load changes from second to second,
+//! so a run is compared with the yardstick measured next to it.
 //! A filter argument runs only the cases whose name contains it, next to raw quinn
 //! (`cargo bench -p pagewire-bench --bench pipeline -- incompressible`).
 //!
@@ -295,6 +298,8 @@ struct Row {
     quic: Quic,
     /// The slowest and fastest memory reads of the probe around this case.
     reads: ReadSpeeds,
+    /// Per run, its page rate over that of a raw quinn transfer measured just before it.
+    paired: Vec<f64>,
 }
 
 /// What QUIC did on the source's side: losses make quinn's congestion controller shrink its
@@ -336,6 +341,31 @@ impl Quic {
 }
 
 impl Row {
+    /// Two runs of a case as one: totals, and both runs' paired ratios.
+    fn plus(self, other: Row) -> Row {
+        Row {
+            moved_bytes: self.moved_bytes + other.moved_bytes,
+            pages: self.pages + other.pages,
+            wire_bytes: self.wire_bytes + other.wire_bytes,
+            wall: self.wall + other.wall,
+            source: self.source + other.source,
+            destination: self.destination + other.destination,
+            quic: self.quic.add(other.quic),
+            paired: [self.paired, other.paired].concat(),
+            ..self
+        }
+    }
+
+    /// The median, lowest and highest of the paired ratios.
+    fn paired_ratios(&self) -> (f64, f64, f64) {
+        let mut ratios = self.paired.clone();
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+        let lowest = ratios.first().copied().unwrap_or(f64::NAN);
+        let highest = ratios.last().copied().unwrap_or(f64::NAN);
+        (median, lowest, highest)
+    }
+
     fn gbps(&self) -> f64 {
         self.moved_bytes as f64 / self.wall.as_secs_f64() / 1e9
     }
@@ -439,6 +469,7 @@ fn raw_quinn(pki: &Pki, total: u64) -> Row {
         destination: server.usage,
         quic: Quic::of(&client.quic),
         reads: ReadSpeeds::default(),
+        paired: Vec::new(),
     }
 }
 
@@ -579,6 +610,7 @@ fn migrate(
         destination: server.usage + server.result.usage,
         quic: Quic::of(&client.quic),
         reads: ReadSpeeds::default(),
+        paired: Vec::new(),
     }
 }
 
@@ -641,21 +673,47 @@ fn main() {
     let repeat = env_u64("PAGEWIRE_BENCH_REPEAT", 3);
     let pki = Pki::new();
     let probe = MemoryProbe::new();
+    let raw_volume = mib << 20;
     let mut rows = Vec::new();
 
-    let raw = probe.around(|| raw_quinn(&pki, mib << 20));
+    let mut raw = probe.around(|| raw_quinn(&pki, raw_volume));
+    raw.paired = vec![1.0];
     rows.push(raw);
+    // Each run of a case right after a raw quinn transfer of its own: the host's load changes
+    // from second to second, so each run is compared with the yardstick measured next to it.
+    let paired = |runs: u64, run: &mut dyn FnMut() -> Row| -> Row {
+        probe.around(|| {
+            let mut total: Option<Row> = None;
+            for _ in 0..runs {
+                let yardstick = raw_quinn(&pki, raw_volume).pages_per_second();
+                let mut row = run();
+                row.paired = vec![row.pages_per_second() / yardstick];
+                total = Some(match total {
+                    None => row,
+                    Some(sum) => sum.plus(row),
+                });
+            }
+            total.expect("at least one run")
+        })
+    };
 
     for touched in [false, true] {
         let case = match touched {
-            false => format!("incompressible {mib} MiB, idle"),
-            true => format!("incompressible {mib} MiB, idle, dst touched"),
+            false => format!("incompressible {mib} MiB, idle, x{repeat}"),
+            true => format!("incompressible {mib} MiB, idle, dst touched, x{repeat}"),
         };
         if wanted(&case) {
             let memory = incompressible(mib);
-            let target = destination_memory(&memory, touched);
-            let mut row =
-                probe.around(|| migrate(&pki, memory, Writes::new(), target, encoder_policy(None)));
+            let mut row = paired(repeat, &mut || {
+                let target = destination_memory(&memory, touched);
+                migrate(
+                    &pki,
+                    memory.clone(),
+                    Writes::new(),
+                    target,
+                    encoder_policy(None),
+                )
+            });
             row.case = case;
             rows.push(row);
         }
@@ -679,26 +737,9 @@ fn main() {
                 continue;
             }
             let (memory, writes) = trace_guest(&path);
-            let mut row = probe.around(|| {
-                let mut total: Option<Row> = None;
-                for _ in 0..repeat {
-                    let target = destination_memory(&memory, false);
-                    let row = migrate(&pki, memory.clone(), writes.clone(), target, policy);
-                    total = Some(match total {
-                        None => row,
-                        Some(sum) => Row {
-                            moved_bytes: sum.moved_bytes + row.moved_bytes,
-                            pages: sum.pages + row.pages,
-                            wire_bytes: sum.wire_bytes + row.wire_bytes,
-                            wall: sum.wall + row.wall,
-                            source: sum.source + row.source,
-                            destination: sum.destination + row.destination,
-                            quic: sum.quic.add(row.quic),
-                            ..sum
-                        },
-                    });
-                }
-                total.expect("at least one repeat")
+            let mut row = paired(repeat, &mut || {
+                let target = destination_memory(&memory, false);
+                migrate(&pki, memory.clone(), writes.clone(), target, policy)
             });
             row.case = case;
             rows.push(row);
@@ -709,13 +750,14 @@ fn main() {
         "migration pipeline vs raw quinn over loopback (mutual TLS; each side on its own thread)"
     );
     println!(
-        "{:<36} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>4} {:>11}",
+        "{:<36} {:>10} {:>10} {:>8} {:>10} {:>10} {:>11} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>6} {:>5} {:>4} {:>11}",
         "case",
         "pages",
         "wire MiB",
         "GB/s",
         "pages/s",
         "vs raw",
+        "low-high",
         "src s/GB",
         "dst s/GB",
         "src f/pg",
@@ -727,16 +769,18 @@ fn main() {
         "bh",
         "read GB/s"
     );
-    let raw_rate = rows[0].pages_per_second();
     for row in &rows {
+        let (median, lowest, highest) = row.paired_ratios();
         println!(
-            "{:<36} {:>10} {:>10.1} {:>8.3} {:>10.0} {:>9.2}x {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>8} {:>7} {:>6.1} {:>5} {:>4} {:>5.1}-{:<5.1}",
+            "{:<36} {:>10} {:>10.1} {:>8.3} {:>10.0} {:>9.2}x {:>5.2}-{:<5.2} {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>8} {:>7} {:>6.1} {:>5} {:>4} {:>5.1}-{:<5.1}",
             row.case,
             row.pages,
             row.wire_bytes as f64 / (1 << 20) as f64,
             row.gbps(),
             row.pages_per_second(),
-            row.pages_per_second() / raw_rate,
+            median,
+            lowest,
+            highest,
             row.cpu_per_gb(row.source),
             row.cpu_per_gb(row.destination),
             row.faults_per_page(row.source),
@@ -751,8 +795,9 @@ fn main() {
         );
     }
     println!(
-        "GB/s and CPU s/GB count page bytes moved (every version sent); 'vs raw' is the page \
-         rate against raw quinn's bytes/s / 4096; f/pg: minor page faults per page moved (memory \
+        "GB/s and CPU s/GB count page bytes moved (every version sent); 'vs raw' is the median \
+         over a case's runs of its page rate against that of a raw quinn transfer run just \
+         before it (bytes/s / 4096), low-high the lowest and highest; f/pg: minor page faults per page moved (memory \
          touched afresh); lost, cong(estion events), dg/io (datagrams \
          per send call) and mtu (the smallest path MTU), bh (black holes \
          detected: MTU reset to 1200) are the source's QUIC counters; read GB/s: the slowest \
