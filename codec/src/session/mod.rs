@@ -114,14 +114,18 @@ mod error;
 mod event;
 mod outbox;
 mod postcopy;
+mod resume;
 mod source;
 mod stream;
 
-pub use config::{DEFAULT_MAX_COMMIT_ROUNDS, DestinationConfig, SourceConfig};
+pub use config::{
+    DEFAULT_MAX_COMMIT_ROUNDS, DEFAULT_RESUME_GRACE, DestinationConfig, SourceConfig,
+};
 pub use destination::{DestinationSession, DestinationStats};
 pub use driven::Session;
 pub use error::{ConfigError, SessionError};
 pub use event::{AbortInfo, Event, Side};
 pub use postcopy::{FaultError, FaultStatus};
+pub use resume::resume_fits;
 pub use source::{SourceSession, SourceStats};
 pub use stream::{PageAffinity, StreamId};
