@@ -10,6 +10,8 @@
 //! - [`streams`]: one control stream and several page streams behind bounded queues
 //!   ([`Outbox`], [`Inbox`]), with an optional [`RateLimit`] on page bytes.
 //! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
+//! - [`resume`]: after a dropped link, the source reconnects and the destination waits for
+//!   the same peer, and the migration continues where it stood.
 //! - [`memory`]: guest memory for the source ([`memory::SourceMemory`]) and the destination
 //!   (the codec's `DestinationMemory`), in a `Vec`, a file, or a mapped file.
 //!
@@ -25,6 +27,7 @@ pub mod endpoint;
 pub mod memory;
 pub mod rate;
 pub mod refusal;
+pub mod resume;
 pub mod streams;
 pub mod tls;
 pub mod tuning;
@@ -32,6 +35,7 @@ pub mod tuning;
 pub use endpoint::{Dialer, EndpointError, Listener, SocketBuffers};
 pub use rate::RateLimit;
 pub use refusal::{CloseCode, ConnectError, Refusal, RefusedBy};
+pub use resume::{ResumeError, ResumePolicy};
 pub use streams::{Inbox, Outbox, Received, StreamConfig, StreamError, StreamId};
 pub use tls::{ALPN, PeerName, TlsConfigError, TlsIdentity};
 pub use tuning::Tuning;
