@@ -20,7 +20,7 @@ const RESUME_FIXED_LEN: u64 = 17;
 /// ```
 /// use pagewire_codec::PageCount;
 /// use pagewire_codec::session::resume_fits;
-/// // 16 MiB frames hold the bitmap of 134 217 592 pages (512 GiB of 4 KiB pages, less 2 MiB).
+/// // 16 MiB frames hold the bitmap of 134 217 592 pages (just under 512 GiB of 4 KiB pages).
 /// assert!(resume_fits(PageCount(134_217_592), 16 << 20));
 /// assert!(!resume_fits(PageCount(134_217_593), 16 << 20));
 /// ```
