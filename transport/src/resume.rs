@@ -29,13 +29,38 @@ use std::time::{Duration, Instant};
 
 use pagewire_codec::frame::AbortReason;
 use pagewire_codec::memory::{DestinationMemory, SourceMemory};
-use pagewire_codec::session::{DestinationSession, Event, SessionError, SourceSession};
+use pagewire_codec::session::{
+    AbortInfo, DestinationSession, Event, Session, SessionError, Side, SourceSession,
+};
 use rustls::pki_types::CertificateDer;
 
 use crate::Listener;
-use crate::driver::{DriveError, DriverConfig, drive};
+use crate::driver::{DriveError, DriverConfig, drive_abortable};
 use crate::refusal::{CloseCode, ConnectError};
 use crate::streams::{self, StreamConfig, StreamError};
+
+/// A source session the reconnecting driver can resume: the codec's [`SourceSession`], or a
+/// wrapper around one (a live guest, say) that forwards these calls.
+pub trait ResumableSource: Session {
+    /// See `SourceSession::is_interrupted`.
+    fn is_interrupted(&self) -> bool;
+    /// How many times the migration resumed so far.
+    fn resumes(&self) -> u32;
+    /// See `SourceSession::resume`.
+    fn resume(&mut self, now: Duration) -> Result<(), SessionError>;
+}
+
+impl<M: SourceMemory> ResumableSource for SourceSession<M> {
+    fn is_interrupted(&self) -> bool {
+        SourceSession::is_interrupted(self)
+    }
+    fn resumes(&self) -> u32 {
+        self.stats().resumes
+    }
+    fn resume(&mut self, now: Duration) -> Result<(), SessionError> {
+        SourceSession::resume(self, now)
+    }
+}
 
 /// How a source reconnects after a dropped link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,30 +143,35 @@ fn is_link_loss(error: &DriveError) -> bool {
 
 /// Drives `session` over `connection`, and after each lost connection that the session
 /// kept, reconnects with `connect` as `policy` allows and resumes (see the
-/// [module docs](self)). `on_event` sees every event of every connection, as with
-/// [`drive`]. Returns once the migration is activated (`Ok`) or over.
-pub async fn drive_source<M, C, F>(
-    session: &mut SourceSession<M>,
-    connection: quinn::Connection,
+/// [module docs](self)); `connection` is then the new one (keep it open until the peer is
+/// done, as with [`drive`](crate::driver::drive)). `on_event` sees every event of every
+/// connection. When `abort` completes first, the migration is aborted as with
+/// [`drive_abortable`]. Returns once the migration is activated (`Ok`) or over.
+pub async fn drive_source<S, C, F>(
+    session: &mut S,
+    connection: &mut quinn::Connection,
     mut connect: impl FnMut() -> C,
     setup: DriveSetup<'_>,
     policy: ResumePolicy,
     mut on_event: F,
+    abort: impl Future<Output = (AbortReason, String)>,
 ) -> Result<(), DriveError>
 where
-    M: SourceMemory,
+    S: ResumableSource,
     C: Future<Output = Result<quinn::Connection, ConnectError>>,
-    F: FnMut(&mut SourceSession<M>, Duration, Event) -> Result<(), SessionError>,
+    F: FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
 {
     let epoch = setup.epoch;
-    let mut connection = connection;
+    let mut abort = std::pin::pin!(abort);
     // Attempts since the last connection that carried a RESUME (or the first connection).
     let mut attempts = 0;
     loop {
-        let resumes = session.stats().resumes;
-        let result = match streams::open(&connection, setup.streams).await {
+        let resumes = session.resumes();
+        let result = match streams::open(connection, setup.streams).await {
             Ok((outbox, inbox)) => {
-                drive(session, outbox, inbox, epoch, setup.driver, &mut on_event).await
+                let driver = setup.driver;
+                let abort = abort.as_mut();
+                drive_abortable(session, outbox, inbox, epoch, driver, &mut on_event, abort).await
             }
             Err(error) => Err(error.into()),
         };
@@ -158,17 +188,23 @@ where
         if !session.is_interrupted() {
             return Err(error);
         }
-        if session.stats().resumes > resumes {
+        if session.resumes() > resumes {
             attempts = 0;
         }
-        connection = reconnect(session, &mut connect, epoch, policy, &mut attempts).await?;
+        let reconnected = reconnect(session, &mut connect, epoch, policy, &mut attempts);
+        *connection = tokio::select! {
+            reconnected = reconnected => reconnected?,
+            (reason, message) = abort.as_mut() => {
+                return Err(aborted(session, epoch, &mut on_event, reason, message));
+            }
+        };
     }
 }
 
 /// Tries to connect as `policy` allows, counting in `attempts` (attempts already made since
 /// the last resume); on success, the session's resume HELLO is queued.
-async fn reconnect<M: SourceMemory, C>(
-    session: &mut SourceSession<M>,
+async fn reconnect<S: ResumableSource, C>(
+    session: &mut S,
     connect: &mut impl FnMut() -> C,
     epoch: Instant,
     policy: ResumePolicy,
@@ -203,28 +239,53 @@ where
     Err(DriveError::Resume(error))
 }
 
+/// The operator aborted while no connection was up: the session aborts (no ABORT reaches
+/// the peer), its events are handed over, and the abort is the result.
+fn aborted<S: Session>(
+    session: &mut S,
+    epoch: Instant,
+    on_event: &mut impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
+    reason: AbortReason,
+    message: String,
+) -> DriveError {
+    session.abort(epoch.elapsed(), reason, message.clone());
+    if let Err(error) = hand_over_events(session, epoch, on_event) {
+        return error;
+    }
+    DriveError::Aborted(AbortInfo {
+        side: Side::Local,
+        reason,
+        message,
+    })
+}
+
 /// Drives `session` over `connection` (accepted by `listener`), and after each lost
 /// connection that the session kept, waits on `listener` for the same peer to resume, until
-/// the session's grace period ends (see the [module docs](self)). `on_event` sees every event
-/// of every connection, as with [`drive`].
+/// the session's grace period ends (see the [module docs](self)); `connection` is then the
+/// new one (keep it open until the peer is done). `on_event` sees every event of every
+/// connection. When `abort` completes first, the migration is aborted as with
+/// [`drive_abortable`].
 pub async fn serve_destination<M, F>(
     session: &mut DestinationSession<M>,
     listener: &Listener,
-    connection: quinn::Connection,
+    connection: &mut quinn::Connection,
     setup: DriveSetup<'_>,
     mut on_event: F,
+    abort: impl Future<Output = (AbortReason, String)>,
 ) -> Result<(), DriveError>
 where
     M: DestinationMemory,
     F: FnMut(&mut DestinationSession<M>, Duration, Event) -> Result<(), SessionError>,
 {
     let epoch = setup.epoch;
-    let peer = peer_certificate(&connection).ok_or(ResumeError::NoPeerCertificate)?;
-    let mut connection = connection;
+    let mut abort = std::pin::pin!(abort);
+    let peer = peer_certificate(connection).ok_or(ResumeError::NoPeerCertificate)?;
     loop {
-        let result = match streams::accept(&connection, setup.streams).await {
+        let result = match streams::accept(connection, setup.streams).await {
             Ok((outbox, inbox)) => {
-                drive(session, outbox, inbox, epoch, setup.driver, &mut on_event).await
+                let driver = setup.driver;
+                let abort = abort.as_mut();
+                drive_abortable(session, outbox, inbox, epoch, driver, &mut on_event, abort).await
             }
             Err(error) => Err(error.into()),
         };
@@ -242,7 +303,13 @@ where
             return Err(error);
         }
         connection.close(CloseCode::FAILED.var_int(), b"link lost");
-        connection = wait_for_peer(session, listener, &peer, epoch, &mut on_event).await?;
+        let waited = wait_for_peer(session, listener, &peer, epoch, &mut on_event);
+        *connection = tokio::select! {
+            waited = waited => waited?,
+            (reason, message) = abort.as_mut() => {
+                return Err(aborted(session, epoch, &mut on_event, reason, message));
+            }
+        };
     }
 }
 
@@ -289,14 +356,11 @@ where
 }
 
 /// Hands the events queued in `session` to `on_event`.
-fn hand_over_events<S>(
+fn hand_over_events<S: Session>(
     session: &mut S,
     epoch: Instant,
     on_event: &mut impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
-) -> Result<(), DriveError>
-where
-    S: pagewire_codec::session::Session,
-{
+) -> Result<(), DriveError> {
     while let Some(event) = session.poll_event() {
         on_event(session, epoch.elapsed(), event)?;
     }

@@ -239,29 +239,33 @@ async fn a_migration_cut_in_the_middle_resumes_and_completes_with_identical_memo
         setup.relay.restore();
     };
     let source_side = async {
-        let connection = connect().await.unwrap();
+        let mut connection = connect().await.unwrap();
         drive_source(
             &mut source,
-            connection,
+            &mut connection,
             connect,
             drive_setup,
             policy,
             live_guest,
+            std::future::pending(),
         )
         .await
     };
     let destination_side = async {
-        let connection = setup.listener.accept().await.unwrap();
-        serve_destination(
+        let mut connection = setup.listener.accept().await.unwrap();
+        let served = serve_destination(
             &mut destination,
             &setup.listener,
-            connection,
+            &mut connection,
             drive_setup,
             |_, _, _| Ok(()),
+            std::future::pending(),
         )
-        .await
+        .await;
+        // Kept open until the source has read the last answer (dropped after the join).
+        (served, connection)
     };
-    let (sent, received, ()) =
+    let (sent, (received, _connection), ()) =
         bounded(async { tokio::join!(source_side, destination_side, restorer) }).await;
     sent.unwrap();
     received.unwrap();
@@ -295,25 +299,27 @@ async fn a_resume_after_the_grace_period_finds_no_migration_and_nothing_runs() {
         epoch,
     };
     let source_side = async {
-        let connection = connect().await.unwrap();
+        let mut connection = connect().await.unwrap();
         drive_source(
             &mut source,
-            connection,
+            &mut connection,
             connect,
             drive_setup,
             policy,
             live_guest,
+            std::future::pending(),
         )
         .await
     };
     let destination_side = async {
-        let connection = setup.listener.accept().await.unwrap();
+        let mut connection = setup.listener.accept().await.unwrap();
         let served = serve_destination(
             &mut destination,
             &setup.listener,
-            connection,
+            &mut connection,
             drive_setup,
             |_, _, _| Ok(()),
+            std::future::pending(),
         )
         .await;
         // The listener stays up; the destination no longer holds the migration, so the
@@ -404,29 +410,33 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
         Refusal::from_connection_error(&closed)
     };
     let source_side = async {
-        let connection = connect().await.unwrap();
+        let mut connection = connect().await.unwrap();
         drive_source(
             &mut source,
-            connection,
+            &mut connection,
             connect,
             drive_setup,
             policy,
             live_guest,
+            std::future::pending(),
         )
         .await
     };
     let destination_side = async {
-        let connection = setup.listener.accept().await.unwrap();
-        serve_destination(
+        let mut connection = setup.listener.accept().await.unwrap();
+        let served = serve_destination(
             &mut destination,
             &setup.listener,
-            connection,
+            &mut connection,
             drive_setup,
             |_, _, _| Ok(()),
+            std::future::pending(),
         )
-        .await
+        .await;
+        // Kept open until the source has read the last answer (dropped after the join).
+        (served, connection)
     };
-    let (sent, received, refusal) =
+    let (sent, (received, _connection), refusal) =
         bounded(async { tokio::join!(source_side, destination_side, intruder) }).await;
     assert_eq!(
         refusal,
