@@ -72,16 +72,20 @@ pub struct ResumePolicy {
     pub first_backoff: Duration,
     /// The longest wait between attempts (the wait doubles after each failed attempt).
     pub max_backoff: Duration,
+    /// How long one attempt may take (a peer that does not answer costs the QUIC idle
+    /// timeout otherwise).
+    pub connect_timeout: Duration,
 }
 
 impl Default for ResumePolicy {
-    /// 5 attempts, waiting 0.5 s, 1 s, 2 s, 4 s and 8 s: about 15 s plus the attempts
-    /// themselves, well inside a destination's default grace period (60 s).
+    /// 5 attempts of at most 5 s each, waiting 0.5 s, 1 s, 2 s, 4 s and 8 s before them: at
+    /// most 40 s, inside a destination's default grace period (60 s).
     fn default() -> ResumePolicy {
         ResumePolicy {
             attempts: 5,
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -217,7 +221,11 @@ where
     while *attempts < policy.attempts {
         tokio::time::sleep(policy.backoff(*attempts)).await;
         *attempts += 1;
-        match connect().await {
+        let attempt = tokio::time::timeout(policy.connect_timeout, connect()).await;
+        let attempt = attempt.unwrap_or(Err(ConnectError::Connection(
+            quinn::ConnectionError::TimedOut,
+        )));
+        match attempt {
             Ok(connection) => {
                 session.resume(epoch.elapsed())?;
                 return Ok(connection);

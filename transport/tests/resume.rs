@@ -224,6 +224,7 @@ async fn a_migration_cut_in_the_middle_resumes_and_completes_with_identical_memo
         attempts: 10,
         first_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(400),
+        ..ResumePolicy::default()
     };
     let drive_setup = DriveSetup {
         streams: &setup.streams,
@@ -292,6 +293,7 @@ async fn a_resume_after_the_grace_period_finds_no_migration_and_nothing_runs() {
         attempts: 3,
         first_backoff: Duration::from_millis(2500),
         max_backoff: Duration::from_millis(2500),
+        ..ResumePolicy::default()
     };
     let drive_setup = DriveSetup {
         streams: &setup.streams,
@@ -377,6 +379,7 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
         attempts: 10,
         first_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(400),
+        ..ResumePolicy::default()
     };
     let drive_setup = DriveSetup {
         streams: &setup.streams,
