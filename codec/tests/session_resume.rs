@@ -394,3 +394,37 @@ fn a_resume_hello_to_a_session_that_never_lost_its_link_is_refused() {
         Err(SessionError::CallOutOfOrder(_))
     ));
 }
+
+#[test]
+fn a_link_that_drops_again_during_the_resume_is_resumed_once_more() {
+    let mut pair = resumable_pair("precopy");
+    step_until(&mut pair, |pair| {
+        pair.destination.stats().iterations >= 1 && pair.destination.stats().batches >= 8
+    });
+    drop_link(&mut pair);
+    let now = pair.now;
+    pair.source.resume(now).unwrap();
+    // The resume HELLO arrives and the destination answers, but the answer is lost.
+    let hello = pair
+        .source
+        .poll_transmit(now, StreamId::Control, 1 << 16)
+        .unwrap();
+    pair.destination
+        .handle_stream_data(now, StreamId::Control, &hello)
+        .unwrap();
+    let lost_answer = pair
+        .destination
+        .poll_transmit(now, StreamId::Control, 1 << 16);
+    assert!(lost_answer.is_some());
+    pair.source.handle_connection_lost(now).unwrap();
+    pair.destination.handle_connection_lost(now).unwrap();
+    assert!(pair.source.is_interrupted() && pair.destination.is_interrupted());
+    pair.source.resume(now).unwrap();
+    pair.run();
+    pair.assert_no_errors();
+    assert!(pair.destination.activated());
+    assert!(pair.destination.memory() == pair.source.memory());
+    assert_eq!(pair.source.stats().resumes, 1);
+    assert_eq!(pair.destination.stats().resumes, 2);
+    assert_eq!(pair.source.stats().commit_mismatches, 0);
+}
