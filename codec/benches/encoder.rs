@@ -6,7 +6,8 @@
 //! the same run is the yardstick.
 //!
 //! `cargo bench -p pagewire-codec --bench encoder` runs criterion, then prints pages/s, GB/s
-//! and the ratio to memcpy per policy and per vector class.
+//! and the ratio to memcpy per policy and per vector class, and last the cost of first sends
+//! (an empty cache: no deltas, every compressor the policy allows tried) per policy.
 
 mod common;
 
@@ -64,7 +65,7 @@ struct Setup {
     policy: CostPolicy,
 }
 
-fn setups() -> [Setup; 3] {
+fn setups() -> [Setup; 4] {
     [
         Setup {
             name: "smallest-bytes",
@@ -75,6 +76,13 @@ fn setups() -> [Setup; 3] {
             name: "link-time-1GBps",
             encodings: EncodingSet::all_known(),
             policy: CostPolicy::LinkTime(LinkTime::new(1e9)),
+        },
+        // What `pagewire send` uses without `--rate` (`pagewire_transport::cost`): the speed
+        // one core pushes bytes through QUIC.
+        Setup {
+            name: "link-time-2.5GBps",
+            encodings: EncodingSet::all_known(),
+            policy: CostPolicy::LinkTime(LinkTime::new(2.5e9)),
         },
         Setup {
             name: "xbzrle-only",
@@ -230,10 +238,62 @@ fn report(classes: &[Class]) {
     }
 }
 
+/// First sends: every page of the mix (old and new versions, each as a page of its own) to an
+/// encoder that has seen none of them, so no page has a cache entry to delta against and every
+/// compressor is tried where the policy allows it. Pages/s and the wire bytes per setup, next
+/// to memcpy of the same pages in this run.
+fn first_send_report(classes: &[Class]) {
+    let mix = mix(classes);
+    let pages: Vec<u8> = [mix.new.as_slice(), mix.old.as_slice()].concat();
+    let count = pages.len() / PAGE;
+    let mut destination = vec![0u8; pages.len()];
+    let memcpy = fastest(30, || {
+        destination.copy_from_slice(black_box(&pages));
+        black_box(&destination);
+    });
+    println!();
+    println!("first sends (empty cache), {count} pages of the mix");
+    println!(
+        "{:<18} {:>10} {:>10} {:>12}",
+        "setup", "us/page", "memcpy/x", "wire/bytes"
+    );
+    let per_page = |d: Duration| d.as_secs_f64() * 1e6 / count as f64;
+    println!(
+        "{:<18} {:>10.3} {:>10} {:>12}",
+        "memcpy",
+        per_page(memcpy),
+        "1.00",
+        "1.000"
+    );
+    for setup in setups() {
+        let fresh = || {
+            let mut config = EncoderConfig::new(PageSize::KIB_4, setup.encodings);
+            config.policy = setup.policy;
+            Encoder::new(config).unwrap()
+        };
+        let mut out = Vec::new();
+        let mut encoder = fresh();
+        encode_all(&mut encoder, &pages, &mut out);
+        let wire = encoder.stats().total_bytes();
+        let time = fastest(10, || {
+            let mut encoder = fresh();
+            encode_all(&mut encoder, &pages, &mut out);
+        });
+        println!(
+            "{:<18} {:>10.3} {:>10.2} {:>12.3}",
+            setup.name,
+            per_page(time),
+            time.as_secs_f64() / memcpy.as_secs_f64(),
+            wire as f64 / pages.len() as f64
+        );
+    }
+}
+
 fn main() {
     let classes = classes();
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion, &classes);
     criterion.final_summary();
     report(&classes);
+    first_send_report(&classes);
 }

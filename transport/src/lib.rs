@@ -9,6 +9,8 @@
 //!   handshakes are typed ([`Refusal`]).
 //! - [`streams`]: one control stream and several page streams behind bounded queues
 //!   ([`Outbox`], [`Inbox`]), with an optional [`RateLimit`] on page bytes.
+//! - [`cost`]: the encoder's cost policy for a link this transport drives (what a byte on the
+//!   wire costs, so pages are compressed only where that saves time).
 //! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
 //! - [`resume`]: after a dropped link, the source reconnects and the destination waits for
 //!   the same peer, and the migration continues where it stood.
@@ -22,6 +24,7 @@
 
 #[cfg(feature = "certs")]
 pub mod certs;
+pub mod cost;
 pub mod driver;
 pub mod endpoint;
 pub mod memory;

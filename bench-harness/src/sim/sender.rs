@@ -18,16 +18,18 @@
 //!   rewrites skipped), in the same frames;
 //! - bytes count at the link's payload bandwidth (transport packet headers are not modelled).
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pagewire_codec::encoder::{CostPolicy, LinkTime, body_wire_len};
+use pagewire_codec::encoder::body_wire_len;
 use pagewire_codec::frame::{Iteration, PageBatch, Role};
 use pagewire_codec::select::PageCosts;
 use pagewire_codec::{
     Encoder, EncoderConfig, EncoderStats, EncodingSet, Frame, PageBitmap, PageCount, PageNumber,
     PageRecord, PageSize, RecordBody, varint,
 };
+use pagewire_transport::cost::encoder_policy;
 
 use super::guest::Guest;
 use super::link::LinkClock;
@@ -76,7 +78,7 @@ pub struct Sender {
 
 impl Sender {
     /// A send path for `page_count` pages of `page_size` over `clock`; with an encoder (a
-    /// content trace; every known encoding, a cache of `cache_bytes`, the link-time cost
+    /// content trace; every known encoding, a cache of `cache_bytes`, the live source's cost
     /// policy at the link's speed) or with the raw size model (`content` false).
     pub fn new(
         page_size: PageSize,
@@ -88,8 +90,9 @@ impl Sender {
         let encoder = content.then(|| {
             let mut config = EncoderConfig::new(page_size, EncodingSet::all_known());
             config.cache_bytes = cache_bytes;
-            config.policy =
-                CostPolicy::LinkTime(LinkTime::new(clock.link().bytes_per_second as f64));
+            // As the live source chooses (`pagewire send`): a link faster than the transport
+            // moves bytes on one core counts as that.
+            config.policy = encoder_policy(NonZeroU64::new(clock.link().bytes_per_second));
             Encoder::new(config).expect("default encoder settings and a positive link speed")
         });
         let raw = raw_record_bytes(page_size);
