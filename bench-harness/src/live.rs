@@ -320,6 +320,22 @@ impl<M: SourceMemory + DestinationMemory> Session for LiveSource<M> {
     }
 }
 
+/// The guest keeps running while the link is down; the session resumes underneath it.
+impl<M: SourceMemory + DestinationMemory> pagewire_transport::resume::ResumableSource
+    for LiveSource<M>
+{
+    fn is_interrupted(&self) -> bool {
+        self.session.is_interrupted()
+    }
+    fn resumes(&self) -> u32 {
+        self.session.stats().resumes
+    }
+    fn resume(&mut self, now: Duration) -> Result<(), SessionError> {
+        self.land(now);
+        self.session.resume(now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

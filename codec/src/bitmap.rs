@@ -96,6 +96,16 @@ impl PageBitmap {
 
     /// Adds the `count` pages starting at `first` (clipped to the page count).
     pub fn insert_range(&mut self, first: PageNumber, count: u64) {
+        self.for_range_words(first, count, |word, mask| *word |= mask);
+    }
+
+    /// Removes the `count` pages starting at `first` (clipped to the page count).
+    pub fn remove_range(&mut self, first: PageNumber, count: u64) {
+        self.for_range_words(first, count, |word, mask| *word &= !mask);
+    }
+
+    /// Calls `apply` with each word the range touches and the mask of its pages in the word.
+    fn for_range_words(&mut self, first: PageNumber, count: u64, apply: impl Fn(&mut u64, u64)) {
         let end = first.0.saturating_add(count).min(self.page_count);
         let mut page = first.0;
         while page < end {
@@ -106,7 +116,7 @@ impl PageBitmap {
             } else {
                 ((1u64 << take) - 1) << in_word
             };
-            self.words[(page / 64) as usize] |= mask;
+            apply(&mut self.words[(page / 64) as usize], mask);
             page += take;
         }
     }

@@ -163,6 +163,16 @@ impl PageCache {
         }
     }
 
+    /// Drops every cached version (the counters stay): after a resume the destination may
+    /// hold other versions than the ones sent last.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.owners.iter_mut().for_each(|owner| *owner = None);
+        self.referenced.iter_mut().for_each(|bit| *bit = false);
+        self.free = (0..self.owners.len()).rev().collect();
+        self.hand = 0;
+    }
+
     /// Counts a hit whose delta did not fit in its limit.
     pub fn note_give_up(&mut self) {
         self.stats.give_ups += 1;

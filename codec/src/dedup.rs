@@ -92,6 +92,12 @@ impl DedupIndex {
         }
     }
 
+    /// Forgets every page: the index knows nothing of the destination's memory any more.
+    pub fn clear(&mut self) {
+        self.by_page.clear();
+        self.by_hash.clear();
+    }
+
     /// Records that the index no longer knows what the destination holds at `page` (its
     /// content changed and is not worth indexing, e.g. a zero page).
     pub fn forget(&mut self, page: PageNumber) {

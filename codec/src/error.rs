@@ -319,6 +319,14 @@ pub enum PeerMisbehaved {
         /// The frame's type.
         frame_type: FrameType,
     },
+    /// A RESUME names an iteration the source never started.
+    #[error("resume continues at iteration {next_iteration}, but only {started} were started")]
+    ResumeAhead {
+        /// The RESUME's next_iteration.
+        next_iteration: u64,
+        /// How many iterations the source started.
+        started: u64,
+    },
     /// A page count in a frame differs from the negotiated one.
     #[error("{field} names {got}, negotiated {expected}")]
     PageCountMismatch {

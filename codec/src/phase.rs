@@ -19,6 +19,9 @@
 //!  any phase --ABORT (either side)--> Aborted   (Done stays Done)
 //! ```
 //!
+//! A lost connection is not a frame: the sessions decide whether a migration survives it
+//! (spec/wire.md §5.3) and then track the new connection with a new tracker, from `Hello`.
+//!
 //! With several page streams, a session feeds ITERATION_END only once the batches it counts
 //! have all been fed, and holds a batch until its ITERATION_START has been fed.
 //!

@@ -75,6 +75,9 @@ pub enum DriveError {
     /// A stream failed (the session was told the connection is lost).
     #[error("transport failed: {0}")]
     Stream(#[from] StreamError),
+    /// A dropped link could not be resumed (see [`crate::resume`]).
+    #[error("resume failed: {0}")]
+    Resume(#[from] crate::resume::ResumeError),
 }
 
 fn side_name(side: Side) -> &'static str {

@@ -12,6 +12,8 @@
 //! - [`cost`]: the encoder's cost policy for a link this transport drives (what a byte on the
 //!   wire costs, so pages are compressed only where that saves time).
 //! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
+//! - [`resume`]: after a dropped link, the source reconnects and the destination waits for
+//!   the same peer, and the migration continues where it stood.
 //! - [`memory`]: guest memory for the source ([`memory::SourceMemory`]) and the destination
 //!   (the codec's `DestinationMemory`), in a `Vec`, a file, or a mapped file.
 //!
@@ -28,6 +30,7 @@ pub mod endpoint;
 pub mod memory;
 pub mod rate;
 pub mod refusal;
+pub mod resume;
 pub mod streams;
 pub mod tls;
 pub mod tuning;
@@ -35,6 +38,7 @@ pub mod tuning;
 pub use endpoint::{Dialer, EndpointError, Listener, SocketBuffers};
 pub use rate::RateLimit;
 pub use refusal::{CloseCode, ConnectError, Refusal, RefusedBy};
+pub use resume::{ResumeError, ResumePolicy};
 pub use streams::{Inbox, Outbox, Received, StreamConfig, StreamError, StreamId};
 pub use tls::{ALPN, PeerName, TlsConfigError, TlsIdentity};
 pub use tuning::Tuning;

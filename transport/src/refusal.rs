@@ -15,6 +15,9 @@ impl CloseCode {
     /// The migration failed in this process (for example a guest memory error) and could not
     /// be ended with an ABORT frame.
     pub const FAILED: CloseCode = CloseCode(2);
+    /// A connection came to resume a migration (see [`crate::resume`]) with another
+    /// certificate than the peer that started it. No frame was read.
+    pub const OTHER_PEER: CloseCode = CloseCode(3);
 
     /// The code as quinn takes it.
     pub fn var_int(self) -> quinn::VarInt {
@@ -50,6 +53,12 @@ pub enum Refusal {
         /// Who refused.
         by: RefusedBy,
     },
+    /// The destination waits for a migration to resume, and the client's certificate is not
+    /// the one of the peer that started it.
+    OtherPeer {
+        /// Who refused.
+        by: RefusedBy,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -73,6 +82,11 @@ impl std::fmt::Display for Refusal {
                     by(who)
                 )
             }
+            Refusal::OtherPeer { by: who } => write!(
+                f,
+                "{}: the certificate is not the one of the peer whose migration waits to resume",
+                by(who)
+            ),
         }
     }
 }
@@ -121,6 +135,13 @@ impl Refusal {
                 if close.error_code == CloseCode::PEER_NAME_MISMATCH.var_int() =>
             {
                 Some(Refusal::PeerName {
+                    by: RefusedBy::Peer,
+                })
+            }
+            quinn::ConnectionError::ApplicationClosed(close)
+                if close.error_code == CloseCode::OTHER_PEER.var_int() =>
+            {
+                Some(Refusal::OtherPeer {
                     by: RefusedBy::Peer,
                 })
             }

@@ -148,6 +148,9 @@ impl Display for Summary<'_> {
                     "pages applied: {} in {} batches",
                     stats.pages, stats.batches
                 )?;
+                if stats.resumes > 0 {
+                    writeln!(f, "resumed after a dropped link: {} times", stats.resumes)?;
+                }
                 fmt_faults(f, stats)?;
                 match device_state {
                     Some(bytes) => writeln!(f, "device state: {bytes} bytes"),
@@ -166,6 +169,13 @@ fn fmt_source(
     guest: Option<(u64, u64)>,
 ) -> fmt::Result {
     writeln!(f, "pages sent: {}", stats.pages_sent)?;
+    if stats.resumes > 0 {
+        writeln!(
+            f,
+            "resumed after a dropped link: {} times, {} pages sent again",
+            stats.resumes, stats.resent_after_resume
+        )?;
+    }
     if stats.deferred_pages > 0 {
         writeln!(
             f,

@@ -25,16 +25,17 @@ use indicatif::ProgressBar;
 use pagewire_codec::memory::{DestinationMemory, MemoryError};
 use pagewire_codec::session::{DestinationConfig, DestinationSession, Event};
 use pagewire_codec::{PageCount, PageNumber, PageSize, Phase};
-use pagewire_transport::driver::{DriverConfig, drive_abortable};
+use pagewire_transport::driver::DriverConfig;
 use pagewire_transport::memory::MappedMemory;
-use pagewire_transport::streams::{self, StreamConfig};
+use pagewire_transport::resume::{DriveSetup, serve_destination};
+use pagewire_transport::streams::StreamConfig;
 use pagewire_transport::{ConnectError, Listener, PeerName, Tuning};
 
 use super::CliResult;
 use super::fault_in::TopDownToucher;
 use super::migration_summary::{Side, Summary, Timeline};
 use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
-use super::units::parse_size;
+use super::units::{parse_duration, parse_size};
 
 /// Page streams a source may open.
 const MAX_PAGE_STREAMS: u16 = 16;
@@ -60,6 +61,11 @@ pub(crate) struct RecvArgs {
     /// The name the source's certificate must carry.
     #[arg(long, default_value = "source")]
     client_name: PeerName,
+    /// After a dropped link in iterative copy, stop-and-copy or commit, keep the migration
+    /// this long for the source to reconnect and resume it (only with the certificate that
+    /// started it); 0s: a dropped link ends the migration.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    resume_grace: Duration,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -94,7 +100,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             &Tuning::default(),
         )?;
         eprintln!("listening on {}", listener.local_addr()?);
-        let connection = loop {
+        let mut connection = loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(connection) => {
@@ -113,26 +119,25 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             page_streams: MAX_PAGE_STREAMS,
             ..StreamConfig::default()
         };
-        let (outbox, inbox) = tokio::select! {
-            accepted = streams::accept(&connection, &stream_config) => accepted?,
-            (_, message) = interrupts.wait() => {
-                listener.shut_down().await;
-                return Err(message.into());
-            }
-        };
         let epoch = Instant::now();
         let mut config = DestinationConfig::new(migration_id(&args.vm));
         config.vm_name = args.vm.clone();
         config.max_page_streams = MAX_PAGE_STREAMS;
+        config.resume = !args.resume_grace.is_zero();
+        config.resume_grace = args.resume_grace;
         let mut session = DestinationSession::new(config, memory, Duration::ZERO)?;
         let (mut timeline, mut device_state) = (Timeline::default(), None);
         let mut vcpu = TopDownToucher::default();
-        let result = drive_abortable(
-            &mut session,
-            outbox,
-            inbox,
+        let setup = DriveSetup {
+            streams: &stream_config,
+            driver: DriverConfig::default(),
             epoch,
-            DriverConfig::default(),
+        };
+        let result = serve_destination(
+            &mut session,
+            &listener,
+            &mut connection,
+            setup,
             |session, now, event| {
                 vcpu.on_event(session, now, &event)?;
                 match event {
@@ -150,6 +155,12 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
                         bar.set_message("post-copy: the stand-in vCPU faults pages in");
                     }
                     Event::Activated => timeline.activated = Some(now),
+                    Event::ConnectionInterrupted => {
+                        bar.set_message("link lost: waiting for the source to resume");
+                    }
+                    Event::Resumed { next_iteration, .. } => {
+                        bar.set_message(format!("resumed at iteration {}", next_iteration.0));
+                    }
                     _ => {}
                 }
                 Ok(())

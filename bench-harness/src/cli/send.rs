@@ -25,9 +25,10 @@ use pagewire_codec::memory::{DestinationMemory, SourceMemory};
 use pagewire_codec::select::{self, Geometry, LinkEstimate};
 use pagewire_codec::session::{Event, SourceConfig, SourceSession};
 use pagewire_transport::cost::encoder_policy;
-use pagewire_transport::driver::{DriverConfig, drive_abortable};
+use pagewire_transport::driver::DriverConfig;
 use pagewire_transport::memory::MappedMemory;
-use pagewire_transport::streams::{self, StreamConfig};
+use pagewire_transport::resume::{DriveSetup, ResumePolicy, drive_source};
+use pagewire_transport::streams::StreamConfig;
 use pagewire_transport::{Dialer, PeerName, RateLimit, Tuning};
 
 use super::CliResult;
@@ -85,6 +86,14 @@ pub(crate) struct SendArgs {
     /// The name the destination's certificate must carry.
     #[arg(long, default_value = "destination")]
     server_name: PeerName,
+    /// After a dropped link (the connection timed out or was reset), reconnect at most this
+    /// many times and resume the migration where it stood (0: a dropped link ends the
+    /// migration). Needs `recv --resume-grace` above 0.
+    #[arg(long, default_value_t = 5)]
+    resume_attempts: u32,
+    /// The wait before the first reconnection; it doubles after each failed one, up to 8 s.
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    resume_backoff: Duration,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -146,6 +155,12 @@ where
     // A batch is encoded whole when its stream has room: small batches keep the session's
     // view of what was sent close to what the link took (see the queues below).
     config.max_batch_pages = NonZeroU32::new(BATCH_PAGES).expect("non-zero");
+    config.resume = args.resume_attempts > 0;
+    let policy = ResumePolicy {
+        attempts: args.resume_attempts,
+        first_backoff: args.resume_backoff,
+        ..ResumePolicy::default()
+    };
     let rate_limit = args
         .rate
         .and_then(|link| NonZeroU64::new(link.bytes_per_second))
@@ -184,7 +199,7 @@ where
             "0.0.0.0:0".parse()?
         };
         let dialer = Dialer::bind(local, &identity, &Tuning::default())?;
-        let connection = tokio::select! {
+        let mut connection = tokio::select! {
             connected = dialer.connect(args.to, &args.server_name) => connected?,
             (_, message) = interrupts.wait() => {
                 // The peer may hold a connection already: tell it.
@@ -192,7 +207,6 @@ where
                 return Err(message.into());
             }
         };
-        let (outbox, inbox) = streams::open(&connection, &stream_config).await?;
         eprintln!("migrating to {}", connection.remote_address());
         let epoch = Instant::now();
         let session = SourceSession::new(config, memory, Duration::ZERO)?;
@@ -203,12 +217,18 @@ where
             observed.set_position(stats.pages_sent)
         }));
         let mut timeline = Timeline::default();
-        let result = drive_abortable(
-            &mut live,
-            outbox,
-            inbox,
+        let setup = DriveSetup {
+            streams: &stream_config,
+            driver: driver_config,
             epoch,
-            driver_config,
+        };
+        let connect = || dialer.connect(args.to, &args.server_name);
+        let result = drive_source(
+            &mut live,
+            &mut connection,
+            connect,
+            setup,
+            policy,
             |live, now, event| {
                 match event {
                     Event::RoundStarted {
@@ -225,6 +245,12 @@ where
                     Event::PhaseChanged(phase) => bar.set_message(format!("{phase:?}")),
                     Event::PostCopyStarted { .. } => timeline.postcopy = Some(now),
                     Event::Activated => timeline.activated = Some(now),
+                    Event::ConnectionInterrupted => {
+                        bar.set_message("link lost: reconnecting");
+                    }
+                    Event::Resumed { next_iteration, .. } => {
+                        bar.set_message(format!("resumed at iteration {}", next_iteration.0));
+                    }
                     _ => {}
                 }
                 Ok(())

@@ -318,6 +318,14 @@ impl Encoder {
         self.dedup.forget(page);
     }
 
+    /// Forgets everything the encoder knows of the destination (every cached version and
+    /// every dedup entry; the counters stay): after a resume (spec/wire.md §5.3) the next
+    /// record for any page is self-contained.
+    pub fn forget_all(&mut self) {
+        self.cache.clear();
+        self.dedup.clear();
+    }
+
     /// Stops making dedup references (for good): the destination's copy of every page may
     /// change without the encoder knowing (post-copy: the guest runs there). XBZRLE deltas stay:
     /// they apply to pages the destination has not touched.

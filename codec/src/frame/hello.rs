@@ -62,6 +62,11 @@ impl Features {
         self.0 & other.0 == other.0
     }
 
+    /// The features in either set.
+    pub fn union(self, other: Features) -> Features {
+        Features(self.0 | other.0)
+    }
+
     /// The features in both sets.
     pub fn intersection(self, other: Features) -> Features {
         Features(self.0 & other.0)

@@ -11,6 +11,11 @@ use crate::select::{LinkEstimate, Strategy};
 /// The default number of resends after mismatching digests before a side gives up.
 pub const DEFAULT_MAX_COMMIT_ROUNDS: u32 = 3;
 
+/// How long a destination keeps a migration whose link dropped, by default, waiting for the
+/// source to resume it (spec/wire.md §5.3): twice the transport's default idle timeout, so
+/// a source that notices the loss as late as the destination still has time to reconnect.
+pub const DEFAULT_RESUME_GRACE: Duration = Duration::from_secs(60);
+
 /// How a [`SourceSession`](crate::session::SourceSession) is set up. The memory's page size
 /// and page count come from the [`SourceMemory`](crate::memory::SourceMemory) it reads.
 pub struct SourceConfig {
@@ -41,12 +46,16 @@ pub struct SourceConfig {
     pub limits: Limits,
     /// The link estimate handed to the strategy (update it with `set_link_estimate`).
     pub link: LinkEstimate,
+    /// Whether to announce the resume feature: after a dropped link the session then keeps
+    /// the migration ([`Event::ConnectionInterrupted`](crate::session::Event)) and can
+    /// continue it on a new connection (`SourceSession::resume`). Costs 4 bytes per page.
+    pub resume: bool,
 }
 
 impl SourceConfig {
     /// Defaults: every encoding, one page stream, 1024 pages per batch, a 64 MiB cache, the
     /// smallest-bytes policy, 4096 pages per digest range, 3 commit rounds, no idle timeout,
-    /// default limits, unknown link.
+    /// default limits, unknown link, no resume.
     pub fn new(migration_id: MigrationId, strategy: Box<dyn Strategy>) -> SourceConfig {
         SourceConfig {
             migration_id,
@@ -65,6 +74,7 @@ impl SourceConfig {
                 bytes_per_second: 0,
                 rtt: Duration::ZERO,
             },
+            resume: false,
         }
     }
 }
@@ -106,11 +116,20 @@ pub struct DestinationConfig {
     /// Post-copy: the most pages requested and not yet arrived at a time (a PAGE_REQUEST
     /// names at most the protocol's 4096 pages; more are split).
     pub max_outstanding_faults: usize,
+    /// Whether to announce the resume feature: after a dropped link in iterative copy,
+    /// stop-and-copy or commit (before an agreeing answer), the session then keeps the
+    /// migration and answers the source's resume HELLO on a new connection with RESUME.
+    /// Costs two bits per page.
+    pub resume: bool,
+    /// How long an interrupted migration waits for its source to resume it before it is
+    /// aborted ([`SessionError::NotResumed`](crate::session::SessionError)).
+    pub resume_grace: Duration,
 }
 
 impl DestinationConfig {
     /// Defaults: every encoding, up to 16 page streams, 3 commit rounds, no idle timeout,
-    /// default limits, 8 MiB held per stream, post-copy announced, 4096 outstanding faults.
+    /// default limits, 8 MiB held per stream, post-copy announced, 4096 outstanding faults,
+    /// no resume ([`DEFAULT_RESUME_GRACE`] when it is turned on).
     pub fn new(migration_id: MigrationId) -> DestinationConfig {
         DestinationConfig {
             migration_id,
@@ -123,6 +142,8 @@ impl DestinationConfig {
             max_held_bytes: 8 << 20,
             postcopy: true,
             max_outstanding_faults: 4096,
+            resume: false,
+            resume_grace: DEFAULT_RESUME_GRACE,
         }
     }
 }

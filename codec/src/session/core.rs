@@ -109,6 +109,23 @@ impl Core {
         Ok(())
     }
 
+    /// A new connection replaces a lost one (a resume): the phase order starts again from the
+    /// hellos, the control stream's bytes in both directions are dropped (a partial frame of
+    /// the lost connection means nothing on the new one), and the peer's limits are unknown
+    /// until its HELLO. Events, counters and timers stay.
+    pub(crate) fn reconnect(&mut self, receive_limits: Limits) {
+        self.tracker = PhaseTracker::new();
+        self.control_in = FrameDecoder::new(receive_limits);
+        // A new stream: its header is written again.
+        self.control_out = Outbox::default();
+        self.send_limits = Limits::default();
+    }
+
+    /// Drops the control bytes not yet taken: there is no connection to send them on.
+    pub(crate) fn discard_output(&mut self) {
+        self.control_out.clear();
+    }
+
     /// Bytes of the control stream for the transport.
     pub(crate) fn take_control(&mut self, now: Duration, budget: usize) -> Option<Bytes> {
         let bytes = self.control_out.take(budget)?;

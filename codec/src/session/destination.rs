@@ -10,13 +10,14 @@ use crate::error::PeerIncompatible;
 use crate::frame::{
     AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
     FrameDecoder, FrameType, Hello, Iteration, IterationEnd, Limits, PageBatch, PageRequest,
-    RefusalReason, ReservationAnswer, Role,
+    RefusalReason, ReservationAnswer, Resume, Role,
 };
 use crate::memory::DestinationMemory;
 use crate::phase::{Direction, Phase};
 use crate::session::core::Core;
 use crate::session::digest::digest_of;
 use crate::session::postcopy::{FaultError, FaultStatus, PostCopyPages};
+use crate::session::resume::{Interruption, ReceivedPages, resume_fits};
 use crate::session::source::{mandatory, name, send_limits};
 use crate::session::{ConfigError, DestinationConfig, Event, SessionError, StreamId};
 use crate::{ContentHash, PageBitmap, PageNumber};
@@ -48,6 +49,10 @@ pub struct DestinationSession<M: DestinationMemory> {
     deferred: Option<PageBitmap>,
     /// From POSTCOPY_BEGIN on.
     postcopy: Option<PostCopyPages>,
+    /// The pages held from completed iterations (when the resume feature is in use).
+    received: Option<ReceivedPages>,
+    /// The link dropped; the source has not resumed yet.
+    interruption: Option<Interruption>,
     stats: DestinationStats,
 }
 
@@ -90,6 +95,8 @@ pub struct DestinationStats {
     pub fault_wait_total: Duration,
     /// Post-copy: the longest time from a fault to its page's arrival.
     pub fault_wait_max: Duration,
+    /// Times the migration resumed on a new connection after a dropped link.
+    pub resumes: u32,
 }
 
 impl<M: DestinationMemory> DestinationSession<M> {
@@ -126,6 +133,8 @@ impl<M: DestinationMemory> DestinationSession<M> {
             activated: false,
             deferred: None,
             postcopy: None,
+            received: None,
+            interruption: None,
             stats: DestinationStats::default(),
             config,
             memory,
@@ -256,40 +265,126 @@ impl<M: DestinationMemory> DestinationSession<M> {
         Err(self.end_early(SessionError::StreamTruncated(stream)))
     }
 
-    /// The connection is gone. Before the migration is over, that aborts it.
+    /// The connection is gone. Before the migration is over, that aborts it, unless the
+    /// resume feature is in use and the phase allows a resume (iterative copy, stop-and-copy,
+    /// commit before an agreeing answer; not post-copy): then the migration is kept
+    /// ([`Event::ConnectionInterrupted`], [`DestinationSession::is_interrupted`]), `Ok` is
+    /// returned, and the session waits for the source's resume HELLO on a new connection (feed
+    /// its streams as usual), for at most [`DestinationConfig::resume_grace`]
+    /// ([`DestinationSession::poll_timeout`]). A loss during the hellos of a resume keeps it
+    /// waiting likewise.
     pub fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
         self.core.received(now, 0);
         if self.core.finish_ok() {
             return Ok(());
         }
-        Err(self.end_early(SessionError::PeerGone))
+        if let Some(aborted) = self.pending_abort() {
+            return Err(aborted);
+        }
+        let next_iteration = match self.interruption {
+            Some(interruption) => Some(interruption.next_iteration),
+            None => self.resumable_at(),
+        };
+        let Some(next_iteration) = next_iteration else {
+            return Err(self.core.fail(SessionError::PeerGone));
+        };
+        self.interrupt(now, next_iteration);
+        Ok(())
+    }
+
+    /// Whether the migration waits for its source to resume it after a dropped link.
+    pub fn is_interrupted(&self) -> bool {
+        self.interruption.is_some() && !self.core.is_over()
+    }
+
+    /// The first iteration that did not complete, if a lost link may be resumed now.
+    fn resumable_at(&self) -> Option<Iteration> {
+        let phase = self.core.phase();
+        let resumable_phase = matches!(
+            phase,
+            Phase::IterativeCopy | Phase::StopAndCopy | Phase::Commit
+        );
+        (self.received.is_some()
+            && self.postcopy.is_none()
+            && resumable_phase
+            && self.core.tracker().features().contains(Features::RESUME))
+        .then(|| self.open.unwrap_or(self.core.tracker().next_iteration()))
+    }
+
+    /// Keeps the migration for a resume: what belonged to the lost connection (partial frames,
+    /// held batches, the open iteration, a partial device state) is dropped.
+    fn interrupt(&mut self, now: Duration, next_iteration: Iteration) {
+        self.interruption = Some(Interruption {
+            since: now,
+            next_iteration,
+        });
+        self.open = None;
+        self.applied = 0;
+        self.held_end = None;
+        self.page_streams.clear();
+        self.device_state.clear();
+        self.deferred = None;
+        if let Some(received) = &mut self.received {
+            received.interrupted();
+        }
+        self.receive_limits = self.config.limits;
+        self.core.reconnect(self.config.limits);
+        self.core.emit(Event::ConnectionInterrupted);
     }
 
     /// A stream or the connection ended before the migration was over. If the source sent
-    /// ABORT, the ABORT says why (it may wait in the control stream behind an ITERATION_END
-    /// held for batches the aborting source never sent); otherwise `error` does.
+    /// ABORT, the ABORT says why; otherwise `error` does.
     fn end_early(&mut self, error: SessionError) -> SessionError {
+        match self.pending_abort() {
+            Some(aborted) => aborted,
+            None => self.core.fail(error),
+        }
+    }
+
+    /// An ABORT the source sent that waits unread in the control stream (behind an
+    /// ITERATION_END held for batches the aborting source never sent), reported.
+    fn pending_abort(&mut self) -> Option<SessionError> {
         while let Ok(Some(frame)) = self.core.control_in.poll() {
             if let Frame::Abort(abort) = &frame
                 && self.core.track_received(&frame).is_ok()
             {
-                return self.core.peer_aborted(abort);
+                return Some(self.core.peer_aborted(abort));
             }
         }
-        self.core.fail(error)
+        None
     }
 
-    /// When [`DestinationSession::handle_timeout`] should be called next (`None`: no timer).
+    /// When [`DestinationSession::handle_timeout`] should be called next (`None`: no timer):
+    /// the idle timeout, and while interrupted the end of the grace period.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.core.poll_timeout()
+        let idle = self.core.poll_timeout();
+        match self.grace_end() {
+            Some(end) => Some(idle.map_or(end, |idle| idle.min(end))),
+            None => idle,
+        }
     }
 
-    /// The timer of [`DestinationSession::poll_timeout`] fired.
+    /// The timer of [`DestinationSession::poll_timeout`] fired. An interrupted migration
+    /// whose grace period is over is aborted ([`SessionError::NotResumed`]); the VM never runs
+    /// here.
     pub fn handle_timeout(&mut self, now: Duration) -> Result<(), SessionError> {
+        if self.grace_end().is_some_and(|end| now >= end) {
+            let error = self
+                .core
+                .fail(SessionError::NotResumed(self.config.resume_grace));
+            // No connection carries the ABORT.
+            self.core.discard_output();
+            return Err(error);
+        }
         match self.core.expired(now) {
             Some(error) => Err(self.core.fail(error)),
             None => Ok(()),
         }
+    }
+
+    fn grace_end(&self) -> Option<Duration> {
+        let interruption = self.interruption.filter(|_| !self.core.is_over())?;
+        Some(interruption.since.saturating_add(self.config.resume_grace))
     }
 
     /// The next event, if any.
@@ -481,6 +576,9 @@ impl<M: DestinationMemory> DestinationSession<M> {
         if self.postcopy.is_some() {
             self.received_in_postcopy(&batch)?;
         }
+        if let Some(received) = &mut self.received {
+            received.applied(&batch.records);
+        }
         self.applied += 1;
         self.stats.batches += 1;
         self.stats.pages += batch
@@ -518,6 +616,9 @@ impl<M: DestinationMemory> DestinationSession<M> {
     fn end_iteration(&mut self, end: IterationEnd) -> Result<(), SessionError> {
         self.core.track_received(&Frame::IterationEnd(end))?;
         self.open = None;
+        if let Some(received) = &mut self.received {
+            received.completed();
+        }
         self.stats.iterations += 1;
         self.core.emit(Event::IterationEnded {
             iteration: end.iteration,
@@ -580,11 +681,14 @@ impl<M: DestinationMemory> DestinationSession<M> {
             self.memory.page_count(),
         );
         ours.encodings = mandatory(self.config.encodings);
-        ours.features = if self.config.postcopy {
-            Features::POSTCOPY
-        } else {
-            Features::empty()
-        };
+        ours.features = Features::empty();
+        if self.config.postcopy {
+            ours.features = ours.features.union(Features::POSTCOPY);
+        }
+        // The RESUME frame must fit the source's frame limit whatever set it carries.
+        if self.config.resume && resume_fits(source.page_count, source.max_frame_payload) {
+            ours.features = ours.features.union(Features::RESUME);
+        }
         ours.max_frame_payload = self
             .config
             .limits
@@ -592,8 +696,16 @@ impl<M: DestinationMemory> DestinationSession<M> {
             .min(Limits::HARD_MAX_FRAME_PAYLOAD);
         ours.vm_name = name(self.config.vm_name.clone());
         self.core.send(Frame::Hello(ours.clone()))?;
+        let resuming = self.interruption.is_some();
         let negotiated = match Hello::negotiate(source, &ours) {
-            _ if source.resume => Err(RefusalReason::UnknownMigration),
+            // A resume names a migration this session does not hold: a fresh session, or
+            // one whose link has not dropped.
+            _ if source.resume && !resuming => Err(RefusalReason::UnknownMigration),
+            // A fresh migration cannot start over one that waits for its resume.
+            _ if !source.resume && resuming => Err(RefusalReason::Busy),
+            Ok(negotiated) if resuming && !negotiated.features.contains(Features::RESUME) => {
+                Err(RefusalReason::UnknownMigration)
+            }
             Ok(negotiated) => Ok(negotiated),
             Err(PeerIncompatible::OtherVm(_)) => Err(RefusalReason::WrongVm),
             Err(PeerIncompatible::MissingMandatoryEncoding(_)) => {
@@ -612,8 +724,15 @@ impl<M: DestinationMemory> DestinationSession<M> {
                     send_limits(&negotiated, negotiated.source_max_frame_payload);
                 self.decoder = Decoder::new(negotiated.encodings);
                 self.core.emit(Event::Negotiated(negotiated));
-                self.core
-                    .send(Frame::Reservation(ReservationAnswer::Accepted))
+                if negotiated.features.contains(Features::RESUME) && self.received.is_none() {
+                    self.received = Some(ReceivedPages::new(negotiated.page_count));
+                }
+                match self.interruption.take() {
+                    Some(interruption) => self.send_resume(interruption.next_iteration),
+                    None => self
+                        .core
+                        .send(Frame::Reservation(ReservationAnswer::Accepted)),
+                }
             }
             Err(reason) => {
                 self.core
@@ -622,6 +741,27 @@ impl<M: DestinationMemory> DestinationSession<M> {
                 Err(SessionError::Refused(reason))
             }
         }
+    }
+
+    /// Answers a resume HELLO: the migration continues at `next_iteration`, and the source
+    /// sends again what the destination does not hold from completed iterations.
+    fn send_resume(&mut self, next_iteration: Iteration) -> Result<(), SessionError> {
+        let page_count = self.memory.page_count();
+        let received = self
+            .received
+            .as_ref()
+            .map_or_else(|| PageBitmap::new(page_count), |r| r.held().clone());
+        let count = received.count();
+        self.core.send(Frame::Resume(Resume {
+            next_iteration,
+            received,
+        }))?;
+        self.stats.resumes += 1;
+        self.core.emit(Event::Resumed {
+            next_iteration,
+            received: crate::PageCount(count),
+        });
+        Ok(())
     }
 
     fn on_device_state(&mut self, chunk: &DeviceState) {

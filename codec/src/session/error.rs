@@ -65,6 +65,10 @@ pub enum SessionError {
         /// How many ranges differed in the last answer.
         ranges: usize,
     },
+    /// Destination: the link dropped and the source did not resume the migration within the
+    /// grace period.
+    #[error("the link dropped and the source did not resume within {0:?}")]
+    NotResumed(Duration),
     /// The destination refused the reservation (the migration ends without an ABORT).
     #[error("the destination refused: {0}")]
     Refused(RefusalReason),
@@ -120,7 +124,7 @@ impl SessionError {
             }
             SessionError::StreamTruncated(_) => AbortReason::MalformedFrame,
             SessionError::PeerGone | SessionError::PeerAborted { .. } => AbortReason::Cancelled,
-            SessionError::Timeout(_) => AbortReason::Timeout,
+            SessionError::Timeout(_) | SessionError::NotResumed(_) => AbortReason::Timeout,
             SessionError::BufferLimit { .. } | SessionError::OutOfMemory(_) => {
                 AbortReason::ResourceExhausted
             }

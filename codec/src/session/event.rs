@@ -78,6 +78,20 @@ pub enum Event {
     /// The VM runs at the destination: on the destination, run it now; on the source, the
     /// destination confirmed, and the source may free the VM (terminal).
     Activated,
+    /// The connection dropped in a phase that allows a resume (spec/wire.md §5.3), and the
+    /// session keeps the migration: the source may reconnect and call
+    /// `SourceSession::resume`; the destination waits for the source's resume HELLO on a new
+    /// connection, for at most its grace period. The guest does not run at the destination.
+    ConnectionInterrupted,
+    /// The migration continues on a new connection: RESUME sent (destination) or received
+    /// (source).
+    Resumed {
+        /// The iteration the source continues with.
+        next_iteration: Iteration,
+        /// The pages the destination holds from completed iterations (the rest, and every
+        /// page of a later iteration, are sent again).
+        received: PageCount,
+    },
     /// The migration was aborted (terminal). A destination then holds no activated VM.
     Aborted(AbortInfo),
 }

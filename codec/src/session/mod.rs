@@ -48,6 +48,14 @@
 //!   (the guest has written its own memory since); a mismatch aborts with DIGEST_MISMATCH.
 //!   After POSTCOPY_BEGIN the source makes no dedup references: it no longer knows what any
 //!   destination page holds.
+//! - **Resume** (`resume` in both configs; spec/wire.md §5.3): when the connection is lost in
+//!   iterative copy, stop-and-copy or commit, `handle_connection_lost` keeps the migration and
+//!   returns `Ok` ([`Event::ConnectionInterrupted`]; `is_interrupted()`). The source driver
+//!   reconnects and calls [`SourceSession::resume`] on each new connection before feeding it;
+//!   the destination driver feeds the new connection's streams to the same session, which
+//!   answers the resume HELLO with RESUME, until its grace period (`poll_timeout`) ends. Both
+//!   report [`Event::Resumed`]; the source sends again what the destination lacks, with empty
+//!   caches. Which peer may resume is the transport's to check.
 //! - **End**: when `is_closed()` is true, every byte is out: finish the streams and close.
 //!   A destination runs the VM only if [`DestinationSession::activated`] is true.
 //!
@@ -114,14 +122,18 @@ mod error;
 mod event;
 mod outbox;
 mod postcopy;
+mod resume;
 mod source;
 mod stream;
 
-pub use config::{DEFAULT_MAX_COMMIT_ROUNDS, DestinationConfig, SourceConfig};
+pub use config::{
+    DEFAULT_MAX_COMMIT_ROUNDS, DEFAULT_RESUME_GRACE, DestinationConfig, SourceConfig,
+};
 pub use destination::{DestinationSession, DestinationStats};
 pub use driven::Session;
 pub use error::{ConfigError, SessionError};
 pub use event::{AbortInfo, Event, Side};
 pub use postcopy::{FaultError, FaultStatus};
+pub use resume::resume_fits;
 pub use source::{SourceSession, SourceStats};
 pub use stream::{PageAffinity, StreamId};

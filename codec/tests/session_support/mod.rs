@@ -149,7 +149,10 @@ pub struct Pair {
     pub destination_errors: Vec<SessionError>,
     /// Every chunk the source sent, in delivery order (for replaying into other sessions).
     pub transcript: Vec<(StreamId, Bytes)>,
-    suspended: bool,
+    /// The guest is suspended (it writes no more).
+    pub suspended: bool,
+    /// Whether the harness answers `SuspendRequested` at once (else the test does).
+    pub auto_suspend: bool,
 }
 
 pub fn source_config(strategy: &str, page_streams: u16) -> SourceConfig {
@@ -203,6 +206,7 @@ impl Pair {
             destination_errors: Vec::new(),
             transcript: Vec::new(),
             suspended: false,
+            auto_suspend: true,
         }
     }
 
@@ -253,7 +257,7 @@ impl Pair {
             self.destination_events.push(event);
         }
         while let Some(event) = self.source.poll_event() {
-            if event == Event::SuspendRequested {
+            if event == Event::SuspendRequested && self.auto_suspend {
                 self.suspended = true;
                 if let Err(error) = self.source.suspended(now, Bytes::from_static(DEVICE_STATE)) {
                     self.source_errors.push(error);

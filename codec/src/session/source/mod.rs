@@ -12,7 +12,8 @@ use bytes::Bytes;
 use crate::encoder::{CostPolicy, Encoder, EncoderConfig, EncoderStats};
 use crate::frame::{
     AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
-    Hello, Iteration, IterationEnd, Limits, Negotiated, PageRequest, ReservationAnswer, Role,
+    Hello, Iteration, IterationEnd, Limits, Negotiated, PageRequest, ReservationAnswer, Resume,
+    Role,
 };
 use crate::memory::{SourceMemory, page_bytes};
 use crate::phase::{Direction, Phase};
@@ -22,6 +23,7 @@ use crate::select::{
 use crate::session::core::Core;
 use crate::session::digest::{digest_of, range_size};
 use crate::session::outbox::Outbox;
+use crate::session::resume::{SentPages, resume_fits};
 use crate::session::{ConfigError, Event, PageAffinity, SessionError, SourceConfig, StreamId};
 use crate::{ContentHash, Encoding, EncodingSet, PageBitmap, PageCount, PageNumber};
 use pages::{Lane, ResendCosts};
@@ -64,6 +66,8 @@ pub struct SourceSession<M: SourceMemory> {
     digest: Option<CommitDigest>,
     device_state: Bytes,
     commit_rounds: u32,
+    /// The iteration each page was last sent in (when the resume feature is in use).
+    sent: Option<SentPages>,
     stats: SourceStats,
     error: Option<SessionError>,
 }
@@ -94,8 +98,34 @@ enum Stage {
     AwaitAnswer,
     /// ACTIVATE is sent; waiting for ACTIVATED.
     AwaitActivated,
+    /// The link dropped; the migration waits to resume on a new connection.
+    Interrupted(Interruption),
     /// The migration is over.
     Over,
+}
+
+/// A migration whose link dropped: where it stood, and the pages it owes the destination
+/// besides those a RESUME names.
+#[derive(Debug)]
+struct Interruption {
+    point: ResumePoint,
+    /// Pages handed out for sending but never encoded (taken from the strategy or from an
+    /// iteration's fixed set), and, once suspended, the pages the stop-and-copy owes.
+    carried: PageBitmap,
+    /// How many iterations were started: a RESUME cannot continue past this.
+    started: Iteration,
+}
+
+/// Where a migration continues after a resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResumePoint {
+    /// Live rounds: after the pages to resend, the strategy's round goes on (if its feed was
+    /// not exhausted) or the strategy plans the next step.
+    Live { round_continues: bool },
+    /// The strategy chose stop-and-copy; the driver has not suspended the guest yet.
+    AwaitSuspend,
+    /// The guest is suspended: SUSPEND, the remaining pages, the device state, the commit.
+    Suspended,
 }
 
 /// How the live rounds end.
@@ -137,6 +167,10 @@ enum Purpose {
     /// The post-copy push (and the pages requested during it).
     PostCopy,
     Resend,
+    /// After a resume: the pages the destination lacks; then the live rounds go on.
+    Recovery {
+        round_continues: bool,
+    },
 }
 
 /// Counters of a source session.
@@ -163,6 +197,10 @@ pub struct SourceStats {
     /// Post-copy: requested pages sent ahead of the background push (the others had been
     /// pushed already).
     pub requested_sent: u64,
+    /// Times the migration resumed on a new connection after a dropped link.
+    pub resumes: u32,
+    /// Pages sent again because of resumes (besides what the strategy plans).
+    pub resent_after_resume: u64,
 }
 
 impl<M: SourceMemory> SourceSession<M> {
@@ -201,6 +239,10 @@ impl<M: SourceMemory> SourceSession<M> {
         let mut hello = Hello::new(Role::Source, config.migration_id, page_size, page_count);
         hello.encodings = mandatory(config.encodings);
         hello.features = Features::POSTCOPY;
+        // The destination's RESUME must fit this side's frame limit whatever set it carries.
+        if config.resume && resume_fits(page_count, config.limits.max_frame_payload) {
+            hello.features = hello.features.union(Features::RESUME);
+        }
         hello.max_frame_payload = config
             .limits
             .max_frame_payload
@@ -243,6 +285,7 @@ impl<M: SourceMemory> SourceSession<M> {
             digest: None,
             device_state: Bytes::new(),
             commit_rounds: 0,
+            sent: None,
             stats: SourceStats::default(),
             error: None,
             hello: hello.clone(),
@@ -337,7 +380,19 @@ impl<M: SourceMemory> SourceSession<M> {
     /// [`SourceSession::mark_dirty`] first. The remaining pages, the device state and the
     /// commit digest follow; or, in post-copy, the device state, then the pages while the VM
     /// runs at the destination (the guest here stays suspended and its memory unchanged).
+    ///
+    /// While the link is down ([`Event::ConnectionInterrupted`]) the call is taken too: the
+    /// suspension is remembered and the rest follows the resume.
     pub fn suspended(&mut self, now: Duration, device_state: Bytes) -> Result<(), SessionError> {
+        if let Stage::Interrupted(interruption) = &mut self.stage
+            && interruption.point == ResumePoint::AwaitSuspend
+        {
+            interruption.carried.union_with(&self.dirty);
+            self.dirty.clear();
+            interruption.point = ResumePoint::Suspended;
+            self.device_state = device_state;
+            return Ok(());
+        }
         let Stage::AwaitSuspend(remaining, ending) = &mut self.stage else {
             return Err(SessionError::CallOutOfOrder("suspended"));
         };
@@ -456,13 +511,174 @@ impl<M: SourceMemory> SourceSession<M> {
         Err(self.fail(SessionError::StreamTruncated(stream)))
     }
 
-    /// The connection is gone. Before the migration is over, that aborts it.
+    /// The connection is gone. Before the migration is over, that aborts it, unless the
+    /// resume feature is in use and the migration is at a point it can resume from (after
+    /// the reservation, before post-copy and before ACTIVATE): then the migration is kept
+    /// ([`Event::ConnectionInterrupted`], [`SourceSession::is_interrupted`]), `Ok` is
+    /// returned, and the driver reconnects and calls [`SourceSession::resume`]. A loss
+    /// during the hellos of a resume keeps it interrupted likewise.
     pub fn handle_connection_lost(&mut self, now: Duration) -> Result<(), SessionError> {
         self.core.received(now, 0);
         if self.core.finish_ok() {
             return Ok(());
         }
-        Err(self.fail(SessionError::PeerGone))
+        if self.is_interrupted() {
+            self.reset_connection();
+            return Ok(());
+        }
+        match self.interruption() {
+            Some(interruption) => {
+                self.stage = Stage::Interrupted(interruption);
+                self.reset_connection();
+                self.core.emit(Event::ConnectionInterrupted);
+                Ok(())
+            }
+            None => Err(self.fail(SessionError::PeerGone)),
+        }
+    }
+
+    /// Whether the migration waits to resume on a new connection.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self.stage, Stage::Interrupted(_)) && !self.core.is_over()
+    }
+
+    /// Starts a new connection for an interrupted migration: queues a HELLO with the resume
+    /// flag on its control stream (every stream starts afresh). Call it once per connection
+    /// attempt, before feeding the connection's bytes. The destination answers with RESUME,
+    /// and the migration continues: the XBZRLE caches and dedup indexes are emptied, and the
+    /// pages the destination lacks are sent again before the strategy goes on. A destination
+    /// that no longer holds the migration refuses (UNKNOWN_MIGRATION): the migration is over,
+    /// and the guest is still here.
+    pub fn resume(&mut self, now: Duration) -> Result<(), SessionError> {
+        if !self.is_interrupted() {
+            return Err(SessionError::CallOutOfOrder("resume"));
+        }
+        self.core.received(now, 0);
+        self.reset_connection();
+        let mut hello = self.hello.clone();
+        hello.resume = true;
+        self.core
+            .send(Frame::Hello(hello))
+            .map_err(|error| self.fail(error))
+    }
+
+    /// What to keep of the migration if the link drops now, or `None` if it cannot resume.
+    fn interruption(&mut self) -> Option<Interruption> {
+        let resumable = self.sent.is_some()
+            && !self.postcopy
+            && self.core.tracker().features().contains(Features::RESUME);
+        let point = match &self.stage {
+            _ if !resumable => return None,
+            Stage::Transfer(transfer) => match transfer.purpose {
+                Purpose::Live => ResumePoint::Live {
+                    round_continues: !transfer.exhausted,
+                },
+                Purpose::Recovery { round_continues } => ResumePoint::Live { round_continues },
+                Purpose::StopAndCopy | Purpose::Resend => ResumePoint::Suspended,
+                Purpose::PostCopy => return None,
+            },
+            Stage::AwaitSuspend(_, Ending::StopAndCopy) => ResumePoint::AwaitSuspend,
+            Stage::AwaitAnswer => ResumePoint::Suspended,
+            Stage::AwaitSuspend(_, Ending::PostCopy)
+            | Stage::Greeting
+            | Stage::AwaitActivated
+            | Stage::Interrupted(_)
+            | Stage::Over => return None,
+        };
+        let mut carried = PageBitmap::new(self.memory.page_count());
+        for page in self.pending.iter().flatten() {
+            carried.insert(*page);
+        }
+        match std::mem::replace(&mut self.stage, Stage::Over) {
+            Stage::Transfer(Transfer {
+                feed: Feed::Set { pages, next },
+                ..
+            }) => pages.iter().filter(|page| *page >= next).for_each(|page| {
+                carried.insert(page);
+            }),
+            Stage::AwaitSuspend(remaining, _) => carried.union_with(&remaining),
+            _ => {}
+        }
+        Some(Interruption {
+            point,
+            carried,
+            started: self.core.tracker().next_iteration(),
+        })
+    }
+
+    /// Drops everything that belonged to the lost connection.
+    fn reset_connection(&mut self) {
+        self.pages_out
+            .iter_mut()
+            .for_each(|out| *out = Outbox::default());
+        self.pending.iter_mut().for_each(VecDeque::clear);
+        self.requested.iter_mut().for_each(VecDeque::clear);
+        self.core.reconnect(self.settings.limits);
+    }
+
+    /// RESUME: continues the migration where the destination stands.
+    fn on_resume(&mut self, resume: Resume) -> Result<(), SessionError> {
+        let Stage::Interrupted(interruption) = std::mem::replace(&mut self.stage, Stage::Over)
+        else {
+            // The tracker lets RESUME through only after a resume HELLO, which only an
+            // interrupted session sends.
+            return Err(SessionError::CallOutOfOrder(
+                "RESUME without an interruption",
+            ));
+        };
+        if resume.next_iteration > interruption.started {
+            return Err(SessionError::Wire(
+                crate::error::PeerMisbehaved::ResumeAhead {
+                    next_iteration: resume.next_iteration.0,
+                    started: interruption.started.0,
+                }
+                .into(),
+            ));
+        }
+        let page_count = self.memory.page_count();
+        if resume.received.page_count() != page_count {
+            return Err(SessionError::Wire(
+                crate::error::PeerMisbehaved::PageCountMismatch {
+                    field: "resume bitmap page count",
+                    expected: page_count,
+                    got: resume.received.page_count(),
+                }
+                .into(),
+            ));
+        }
+        let mut pages = interruption.carried;
+        if let Some(sent) = &self.sent {
+            sent.to_resend(resume.next_iteration, &resume.received, &mut pages);
+        }
+        // The destination may hold other versions than the ones last sent (§5.3).
+        self.encoders.iter_mut().for_each(Encoder::forget_all);
+        self.stats.resumes += 1;
+        self.stats.resent_after_resume += pages.count();
+        self.core.emit(Event::Resumed {
+            next_iteration: resume.next_iteration,
+            received: PageCount(resume.received.count()),
+        });
+        let feed = Feed::Set {
+            pages,
+            next: PageNumber(0),
+        };
+        match interruption.point {
+            ResumePoint::Live { round_continues } => {
+                self.start_transfer(feed, Purpose::Recovery { round_continues })
+            }
+            ResumePoint::AwaitSuspend => {
+                let Feed::Set { pages, .. } = feed else {
+                    return Ok(());
+                };
+                // The driver still owes `suspended`; the pages go in the stop-and-copy.
+                self.stage = Stage::AwaitSuspend(pages, Ending::StopAndCopy);
+                Ok(())
+            }
+            ResumePoint::Suspended => {
+                self.core.send(Frame::Suspend)?;
+                self.start_transfer(feed, Purpose::StopAndCopy)
+            }
+        }
     }
 
     /// When [`SourceSession::handle_timeout`] should be called next (`None`: no timer).
@@ -574,6 +790,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 self.close();
                 Err(SessionError::Refused(reason))
             }
+            Frame::Resume(resume) => self.on_resume(resume),
             Frame::CommitAnswer(answer) => self.on_answer(answer),
             Frame::PageRequest(request) => {
                 self.on_page_request(&request);
@@ -590,7 +807,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 Err(error)
             }
             // The tracker lets nothing else through from a destination to a source in the
-            // phases this session reaches (no resume).
+            // phases this session reaches.
             other => Err(SessionError::FrameOnWrongStream {
                 stream: StreamId::Control,
                 frame_type: other.frame_type(),
@@ -611,10 +828,21 @@ impl<M: SourceMemory> SourceSession<M> {
             policy: self.settings.policy,
             ..EncoderConfig::new(negotiated.page_size, negotiated.encodings)
         };
-        self.encoders = (0..streams)
-            .map(|_| Encoder::new(config))
-            .collect::<Result<_, _>>()
-            .map_err(|_| SessionError::Unsupported("an encoder configuration"))?;
+        // On a resumed connection the encoders (and their counters) stay if the encodings
+        // are the same; RESUME empties their caches.
+        let same = self
+            .encoders
+            .first()
+            .is_some_and(|encoder| encoder.config().encodings == negotiated.encodings);
+        if !same {
+            self.encoders = (0..streams)
+                .map(|_| Encoder::new(config))
+                .collect::<Result<_, _>>()
+                .map_err(|_| SessionError::Unsupported("an encoder configuration"))?;
+        }
+        if negotiated.features.contains(Features::RESUME) && self.sent.is_none() {
+            self.sent = Some(SentPages::new(negotiated.page_count)?);
+        }
         self.core.emit(Event::Negotiated(negotiated));
         Ok(())
     }
@@ -768,11 +996,20 @@ impl<M: SourceMemory> SourceSession<M> {
                 self.send_digest()
             }
             Purpose::PostCopy | Purpose::Resend => self.send_digest(),
+            // The strategy's round goes on in a new iteration (it has handed out some of its
+            // pages already), or the strategy decides what follows.
+            Purpose::Recovery {
+                round_continues: true,
+            } => self.start_transfer(Feed::Strategy, Purpose::Live),
+            Purpose::Recovery {
+                round_continues: false,
+            } => self.plan(now),
         }
     }
 
     fn send_device_state(&mut self) -> Result<(), SessionError> {
-        let state = std::mem::take(&mut self.device_state);
+        // Kept (a cheap handle): a resume after the suspension sends it again.
+        let state = self.device_state.clone();
         let total = state.len() as u64;
         let chunk = (self.core.send_limits.max_frame_payload as usize)
             .saturating_sub(16)

@@ -185,6 +185,9 @@ impl<M: SourceMemory> SourceSession<M> {
         frame.check(&self.core.send_limits)?;
         transfer.batches += 1;
         transfer.pages += covered;
+        if let (Some(sent), Frame::PageBatch(batch)) = (&mut self.sent, &frame) {
+            sent.sent(batch.iteration, &batch.records);
+        }
         match lane {
             Lane::PageStream => {
                 self.core.track_sent(&frame)?;

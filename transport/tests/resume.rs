@@ -1,0 +1,455 @@
+//! Resume after a dropped link, over real QUIC and real mutual TLS on loopback. The source
+//! reaches the listener through a UDP relay in the test, which the test cuts in the middle of
+//! the migration: nothing passes, in either direction, until both sides' QUIC connections
+//! time out. The source reconnects through the relay; the destination takes the same peer back
+//! and the migration completes with identical memory — or, once the destination's grace
+//! period is over, no longer holds the migration, which never runs there.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Pki, loopback, name};
+use pagewire_codec::frame::{MigrationId, RefusalReason};
+use pagewire_codec::phase::Phase;
+use pagewire_codec::select::{Geometry, build};
+use pagewire_codec::session::{
+    DestinationConfig, DestinationSession, Event, SessionError, SourceConfig, SourceSession,
+};
+use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
+use pagewire_transport::certs::Validity;
+use pagewire_transport::driver::{DriveError, DriverConfig, drive};
+use pagewire_transport::resume::{DriveSetup, ResumePolicy, drive_source, serve_destination};
+use pagewire_transport::streams::{self, StreamConfig};
+use pagewire_transport::{Dialer, Listener, Refusal, RefusedBy, Tuning};
+use tokio::net::UdpSocket;
+
+const PAGES: u64 = 1024;
+const ID: MigrationId = MigrationId([9; 16]);
+
+/// A UDP relay between one client and `upstream`, cut once `cut_after` bytes went upstream
+/// (counting from when it is armed), until [`Relay::restore`].
+struct Relay {
+    address: SocketAddr,
+    cut: Arc<AtomicBool>,
+    upstream_bytes: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(upstream: SocketAddr, cut_after: u64) -> Relay {
+        let front = Arc::new(UdpSocket::bind(loopback()).await.unwrap());
+        let back = Arc::new(UdpSocket::bind(loopback()).await.unwrap());
+        back.connect(upstream).await.unwrap();
+        let address = front.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let upstream_bytes = Arc::new(AtomicU64::new(0));
+        let client = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+        let up = {
+            let (front, back, cut, bytes, client) = (
+                front.clone(),
+                back.clone(),
+                cut.clone(),
+                upstream_bytes.clone(),
+                client.clone(),
+            );
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 1 << 16];
+                while let Ok((len, from)) = front.recv_from(&mut buffer).await {
+                    *client.lock().unwrap() = Some(from);
+                    let total = bytes.fetch_add(len as u64, Ordering::SeqCst) + len as u64;
+                    if total >= cut_after && total - (len as u64) < cut_after {
+                        cut.store(true, Ordering::SeqCst);
+                    }
+                    if !cut.load(Ordering::SeqCst) {
+                        let _ = back.send(&buffer[..len]).await;
+                    }
+                }
+            })
+        };
+        let down = {
+            let (front, back, cut, client) = (front, back, cut.clone(), client);
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 1 << 16];
+                while let Ok(len) = back.recv(&mut buffer).await {
+                    let to = *client.lock().unwrap();
+                    if let Some(to) = to
+                        && !cut.load(Ordering::SeqCst)
+                    {
+                        let _ = front.send_to(&buffer[..len], to).await;
+                    }
+                }
+            })
+        };
+        Relay {
+            address,
+            cut,
+            upstream_bytes,
+            tasks: vec![up, down],
+        }
+    }
+
+    fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|task| task.abort());
+    }
+}
+
+/// Quick to notice a dead link: one second without a packet.
+fn tuning() -> Tuning {
+    Tuning {
+        idle_timeout: Duration::from_secs(1),
+        keep_alive: Duration::from_millis(200),
+        ..Tuning::default()
+    }
+}
+
+/// A guest of 4 MiB of bytes that do not compress, so the first pass takes several MiB on
+/// the wire.
+fn guest() -> InMemory {
+    let mut memory = InMemory::new(PageSize::KIB_4, PageCount(PAGES)).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for byte in memory.as_bytes_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    memory
+}
+
+fn source_session() -> SourceSession<InMemory> {
+    let geometry = Geometry {
+        page_count: PageCount(PAGES),
+        page_size: PageSize::KIB_4,
+    };
+    let strategy = build(&"precopy".parse().unwrap(), geometry).unwrap();
+    let mut config = SourceConfig::new(ID, strategy);
+    config.page_streams = std::num::NonZeroU16::new(3).unwrap();
+    config.cache_bytes = 1 << 20;
+    config.resume = true;
+    SourceSession::new(config, guest(), Duration::ZERO).unwrap()
+}
+
+fn destination_session(grace: Duration) -> DestinationSession<InMemory> {
+    let mut config = DestinationConfig::new(ID);
+    config.resume = true;
+    config.resume_grace = grace;
+    let memory = InMemory::new(PageSize::KIB_4, PageCount(PAGES)).unwrap();
+    DestinationSession::new(config, memory, Duration::ZERO).unwrap()
+}
+
+/// The live guest: each round rewrites a few pages; on `SuspendRequested` it is suspended.
+fn live_guest(
+    session: &mut SourceSession<InMemory>,
+    now: Duration,
+    event: Event,
+) -> Result<(), SessionError> {
+    match event {
+        Event::RoundStarted { iteration, .. } => {
+            for page in [3u64, 100, 101, 900] {
+                let start = page as usize * 4096;
+                session.memory_mut().as_bytes_mut()[start..start + 4096]
+                    .fill(iteration.0 as u8 ^ page as u8);
+                session.on_write(PageNumber(page));
+            }
+            Ok(())
+        }
+        Event::SuspendRequested => session.suspended(now, Bytes::from_static(b"cpu")),
+        _ => Ok(()),
+    }
+}
+
+struct Setup {
+    pki: Pki,
+    listener: Listener,
+    dialer: Dialer,
+    relay: Relay,
+    streams: StreamConfig,
+}
+
+async fn setup(cut_after: u64) -> Setup {
+    let pki = Pki::new();
+    let listener = Listener::bind(
+        loopback(),
+        &pki.destination_identity(),
+        Some(name("source")),
+        &tuning(),
+    )
+    .unwrap();
+    let dialer = Dialer::bind(loopback(), &pki.source_identity(), &tuning()).unwrap();
+    let relay = Relay::start(listener.local_addr().unwrap(), cut_after).await;
+    Setup {
+        pki,
+        listener,
+        dialer,
+        relay,
+        streams: StreamConfig {
+            page_streams: 3,
+            ..StreamConfig::default()
+        },
+    }
+}
+
+/// Runs `future`, failing the test if it takes more than 30 seconds.
+async fn bounded<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .expect("test step took more than 30 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_cut_in_the_middle_resumes_and_completes_with_identical_memory() {
+    let setup = setup(1 << 20).await;
+    let mut source = source_session();
+    let mut destination = destination_session(Duration::from_secs(20));
+    let epoch = Instant::now();
+    let relay = setup.relay.address;
+    let server = name("destination");
+    let connect = || setup.dialer.connect(relay, &server);
+    let policy = ResumePolicy {
+        attempts: 10,
+        first_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(400),
+        ..ResumePolicy::default()
+    };
+    let drive_setup = DriveSetup {
+        streams: &setup.streams,
+        driver: DriverConfig::default(),
+        epoch,
+    };
+    // Once both sides noticed the loss (one idle timeout), the relay lets packets through.
+    let restorer = async {
+        while !setup.relay.is_cut() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        setup.relay.restore();
+    };
+    let source_side = async {
+        let mut connection = connect().await.unwrap();
+        drive_source(
+            &mut source,
+            &mut connection,
+            connect,
+            drive_setup,
+            policy,
+            live_guest,
+            std::future::pending(),
+        )
+        .await
+    };
+    let destination_side = async {
+        let mut connection = setup.listener.accept().await.unwrap();
+        let served = serve_destination(
+            &mut destination,
+            &setup.listener,
+            &mut connection,
+            drive_setup,
+            |_, _, _| Ok(()),
+            std::future::pending(),
+        )
+        .await;
+        // Kept open until the source has read the last answer (dropped after the join).
+        (served, connection)
+    };
+    let (sent, (received, _connection), ()) =
+        bounded(async { tokio::join!(source_side, destination_side, restorer) }).await;
+    sent.unwrap();
+    received.unwrap();
+    assert!(setup.relay.upstream_bytes.load(Ordering::SeqCst) > 1 << 20);
+    assert!(destination.activated());
+    assert_eq!(source.phase(), Phase::Done);
+    assert!(destination.memory() == source.memory());
+    assert!(source.stats().resumes >= 1, "{:?}", source.stats());
+    assert_eq!(source.stats().resumes, destination.stats().resumes);
+    assert_eq!(source.stats().commit_mismatches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_after_the_grace_period_finds_no_migration_and_nothing_runs() {
+    let setup = setup(1 << 20).await;
+    let mut source = source_session();
+    let mut destination = destination_session(Duration::from_millis(300));
+    let epoch = Instant::now();
+    let relay = setup.relay.address;
+    let server = name("destination");
+    let connect = || setup.dialer.connect(relay, &server);
+    // The source comes back only after the destination gave up.
+    let policy = ResumePolicy {
+        attempts: 3,
+        first_backoff: Duration::from_millis(2500),
+        max_backoff: Duration::from_millis(2500),
+        ..ResumePolicy::default()
+    };
+    let drive_setup = DriveSetup {
+        streams: &setup.streams,
+        driver: DriverConfig::default(),
+        epoch,
+    };
+    let source_side = async {
+        let mut connection = connect().await.unwrap();
+        drive_source(
+            &mut source,
+            &mut connection,
+            connect,
+            drive_setup,
+            policy,
+            live_guest,
+            std::future::pending(),
+        )
+        .await
+    };
+    let destination_side = async {
+        let mut connection = setup.listener.accept().await.unwrap();
+        let served = serve_destination(
+            &mut destination,
+            &setup.listener,
+            &mut connection,
+            drive_setup,
+            |_, _, _| Ok(()),
+            std::future::pending(),
+        )
+        .await;
+        // The listener stays up; the destination no longer holds the migration, so the
+        // resume meets a session that never heard of it.
+        setup.relay.restore();
+        let connection = setup.listener.accept().await.unwrap();
+        let mut fresh = destination_session(Duration::from_secs(1));
+        let (outbox, inbox) = streams::accept(&connection, &setup.streams).await.unwrap();
+        let answered = drive(
+            &mut fresh,
+            outbox,
+            inbox,
+            epoch,
+            DriverConfig::default(),
+            |_, _, _| Ok(()),
+        )
+        .await;
+        (served, answered, fresh, connection)
+    };
+    // The refusing destination keeps its connection until the source has read the answer.
+    let (sent, (served, answered, fresh, _connection)) =
+        bounded(async { tokio::join!(source_side, destination_side) }).await;
+    let refused = RefusalReason::UnknownMigration;
+    assert!(
+        matches!(
+            served,
+            Err(DriveError::Session(SessionError::NotResumed(_)))
+        ),
+        "{served:?}"
+    );
+    assert_eq!(destination.phase(), Phase::Aborted);
+    assert!(!destination.activated());
+    assert!(!fresh.activated());
+    assert!(
+        matches!(answered, Err(DriveError::Session(SessionError::Refused(r)) | DriveError::Refused(r)) if r == refused),
+        "{answered:?}"
+    );
+    assert!(
+        matches!(sent, Err(DriveError::Session(SessionError::Refused(r)) | DriveError::Refused(r)) if r == refused),
+        "{sent:?}"
+    );
+    assert_eq!(source.phase(), Phase::Refused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_certificate_cannot_take_over_an_interrupted_migration() {
+    let setup = setup(1 << 20).await;
+    let mut source = source_session();
+    let mut destination = destination_session(Duration::from_secs(20));
+    let epoch = Instant::now();
+    let relay = setup.relay.address;
+    let server = name("destination");
+    let connect = || setup.dialer.connect(relay, &server);
+    let policy = ResumePolicy {
+        attempts: 10,
+        first_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(400),
+        ..ResumePolicy::default()
+    };
+    let drive_setup = DriveSetup {
+        streams: &setup.streams,
+        driver: DriverConfig::default(),
+        epoch,
+    };
+    // Same CA, same name as the source, another key: it passes the listener's checks, but
+    // it is not the peer whose migration waits.
+    let impostor = {
+        let issued = setup.pki.ca.issue(&["source"], Validity::days(1)).unwrap();
+        Dialer::bind(
+            loopback(),
+            &issued.identity(&setup.pki.ca).unwrap(),
+            &tuning(),
+        )
+        .unwrap()
+    };
+    let destination_address = setup.listener.local_addr().unwrap();
+    let intruder = async {
+        while !setup.relay.is_cut() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The destination noticed the loss after one idle timeout and waits for its peer.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let connection = impostor
+            .connect(destination_address, &server)
+            .await
+            .unwrap();
+        let closed = connection.closed().await;
+        setup.relay.restore();
+        Refusal::from_connection_error(&closed)
+    };
+    let source_side = async {
+        let mut connection = connect().await.unwrap();
+        drive_source(
+            &mut source,
+            &mut connection,
+            connect,
+            drive_setup,
+            policy,
+            live_guest,
+            std::future::pending(),
+        )
+        .await
+    };
+    let destination_side = async {
+        let mut connection = setup.listener.accept().await.unwrap();
+        let served = serve_destination(
+            &mut destination,
+            &setup.listener,
+            &mut connection,
+            drive_setup,
+            |_, _, _| Ok(()),
+            std::future::pending(),
+        )
+        .await;
+        // Kept open until the source has read the last answer (dropped after the join).
+        (served, connection)
+    };
+    let (sent, (received, _connection), refusal) =
+        bounded(async { tokio::join!(source_side, destination_side, intruder) }).await;
+    assert_eq!(
+        refusal,
+        Some(Refusal::OtherPeer {
+            by: RefusedBy::Peer
+        })
+    );
+    sent.unwrap();
+    received.unwrap();
+    assert!(destination.activated());
+    assert!(destination.memory() == source.memory());
+    assert!(source.stats().resumes >= 1);
+}
