@@ -289,7 +289,16 @@ where
     let mut abort = std::pin::pin!(abort);
     let peer = peer_certificate(connection).ok_or(ResumeError::NoPeerCertificate)?;
     loop {
-        let result = match streams::accept(connection, setup.streams).await {
+        // The operator may abort while the source has not opened its streams yet: a
+        // connected peer that never opens them must not hold the destination until quinn's
+        // idle timeout.
+        let accepted = tokio::select! {
+            accepted = streams::accept(connection, setup.streams) => accepted,
+            (reason, message) = abort.as_mut() => {
+                return Err(aborted(session, epoch, &mut on_event, reason, message));
+            }
+        };
+        let result = match accepted {
             Ok((outbox, inbox)) => {
                 let driver = setup.driver;
                 let abort = abort.as_mut();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Pki, loopback, name};
-use pagewire_codec::frame::{MigrationId, RefusalReason};
+use pagewire_codec::frame::{AbortReason, MigrationId, RefusalReason};
 use pagewire_codec::phase::Phase;
 use pagewire_codec::select::{Geometry, build};
 use pagewire_codec::session::{
@@ -452,4 +452,52 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
     assert!(destination.activated());
     assert!(destination.memory() == source.memory());
     assert!(source.stats().resumes >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_aborts_a_destination_whose_peer_never_opens_its_streams() {
+    let setup = setup(u64::MAX).await;
+    let mut destination = destination_session(Duration::from_secs(60));
+    let drive_setup = DriveSetup {
+        streams: &setup.streams,
+        driver: DriverConfig::default(),
+        epoch: Instant::now(),
+    };
+    // Connected through the mutual-TLS handshake, and then silent (quinn's keep-alives hold
+    // the connection open): no stream, no HELLO.
+    let server_name = name("destination");
+    let (silent, accepted) = bounded(async {
+        tokio::join!(
+            setup.dialer.connect(setup.relay.address, &server_name),
+            setup.listener.accept()
+        )
+    })
+    .await;
+    let (silent, mut connection) = (silent.unwrap(), accepted.unwrap());
+    let operator = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (
+            AbortReason::Cancelled,
+            "operator pressed Ctrl-C".to_string(),
+        )
+    };
+    let started = Instant::now();
+    let served = bounded(serve_destination(
+        &mut destination,
+        &setup.listener,
+        &mut connection,
+        drive_setup,
+        |_, _, _| Ok(()),
+        operator,
+    ))
+    .await;
+    assert!(
+        matches!(&served, Err(DriveError::Aborted(info)) if info.reason == AbortReason::Cancelled),
+        "{served:?}"
+    );
+    // Well before quinn's idle timeout would have ended the wait.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(destination.phase(), Phase::Aborted);
+    assert!(!destination.activated());
+    drop(silent);
 }
