@@ -37,7 +37,7 @@ use rustls::pki_types::CertificateDer;
 use crate::Listener;
 use crate::driver::{DriveError, DriverConfig, drive_abortable};
 use crate::refusal::{CloseCode, ConnectError};
-use crate::streams::{self, StreamConfig, StreamError};
+use crate::streams::{self, Inbox, Outbox, StreamConfig, StreamError};
 
 /// A source session the reconnecting driver can resume: the codec's [`SourceSession`], or a
 /// wrapper around one (a live guest, say) that forwards these calls.
@@ -145,6 +145,58 @@ fn is_link_loss(error: &DriveError) -> bool {
     )
 }
 
+/// How driving one connection ended.
+enum Ending {
+    /// The migration is over: activated (`Ok`), or failed for good.
+    Over(Result<(), DriveError>),
+    /// The link was lost and the session kept the migration: it resumes on a new connection.
+    Interrupted,
+}
+
+/// Drives `session` over the streams of one connection (`streams`, as opened or accepted)
+/// and tells a lost link the session survives apart from the migration's end.
+async fn drive_connection<S: Session>(
+    session: &mut S,
+    streams: Result<(Outbox, Inbox), StreamError>,
+    setup: DriveSetup<'_>,
+    on_event: &mut impl FnMut(&mut S, Duration, Event) -> Result<(), SessionError>,
+    abort: impl Future<Output = (AbortReason, String)>,
+    interrupted: impl Fn(&S) -> bool,
+) -> Ending {
+    let epoch = setup.epoch;
+    let result = match streams {
+        Ok((outbox, inbox)) => {
+            drive_abortable(
+                session,
+                outbox,
+                inbox,
+                epoch,
+                setup.driver,
+                &mut *on_event,
+                abort,
+            )
+            .await
+        }
+        Err(error) => Err(error.into()),
+    };
+    let error = match result {
+        Err(error) if is_link_loss(&error) => error,
+        over => return Ending::Over(over),
+    };
+    if !interrupted(session) {
+        // A writer saw the loss first: the session has not been told yet.
+        let _ = session.handle_connection_lost(epoch.elapsed());
+    }
+    if let Err(failed) = hand_over_events(session, epoch, on_event) {
+        return Ending::Over(Err(failed));
+    }
+    if interrupted(session) {
+        Ending::Interrupted
+    } else {
+        Ending::Over(Err(error))
+    }
+}
+
 /// Drives `session` over `connection`, and after each lost connection that the session
 /// kept, reconnects with `connect` as `policy` allows and resumes (see the
 /// [module docs](self)); `connection` is then the new one (keep it open until the peer is
@@ -171,26 +223,18 @@ where
     let mut attempts = 0;
     loop {
         let resumes = session.resumes();
-        let result = match streams::open(connection, setup.streams).await {
-            Ok((outbox, inbox)) => {
-                let driver = setup.driver;
-                let abort = abort.as_mut();
-                drive_abortable(session, outbox, inbox, epoch, driver, &mut on_event, abort).await
-            }
-            Err(error) => Err(error.into()),
-        };
-        let error = match result {
-            Ok(()) => return Ok(()),
-            Err(error) if is_link_loss(&error) => error,
-            Err(error) => return Err(error),
-        };
-        if !session.is_interrupted() {
-            // A writer saw the loss first: the session has not been told yet.
-            let _ = session.handle_connection_lost(epoch.elapsed());
-        }
-        hand_over_events(session, epoch, &mut on_event)?;
-        if !session.is_interrupted() {
-            return Err(error);
+        let streams = streams::open(connection, setup.streams).await;
+        let interrupted = |session: &S| session.is_interrupted();
+        let ending = drive_connection(
+            session,
+            streams,
+            setup,
+            &mut on_event,
+            abort.as_mut(),
+            interrupted,
+        );
+        if let Ending::Over(result) = ending.await {
+            return result;
         }
         if session.resumes() > resumes {
             attempts = 0;
@@ -298,26 +342,17 @@ where
                 return Err(aborted(session, epoch, &mut on_event, reason, message));
             }
         };
-        let result = match accepted {
-            Ok((outbox, inbox)) => {
-                let driver = setup.driver;
-                let abort = abort.as_mut();
-                drive_abortable(session, outbox, inbox, epoch, driver, &mut on_event, abort).await
-            }
-            Err(error) => Err(error.into()),
-        };
-        let error = match result {
-            Ok(()) => return Ok(()),
-            Err(error) if is_link_loss(&error) => error,
-            Err(error) => return Err(error),
-        };
-        if !session.is_interrupted() {
-            // A writer saw the loss first: the session has not been told yet.
-            let _ = session.handle_connection_lost(epoch.elapsed());
-        }
-        hand_over_events(session, epoch, &mut on_event)?;
-        if !session.is_interrupted() {
-            return Err(error);
+        let interrupted = |session: &DestinationSession<M>| session.is_interrupted();
+        let ending = drive_connection(
+            session,
+            accepted,
+            setup,
+            &mut on_event,
+            abort.as_mut(),
+            interrupted,
+        );
+        if let Ending::Over(result) = ending.await {
+            return result;
         }
         connection.close(CloseCode::FAILED.var_int(), b"link lost");
         let waited = wait_for_peer(session, listener, &peer, epoch, &mut on_event);

@@ -398,12 +398,13 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
         .unwrap()
     };
     let destination_address = setup.listener.local_addr().unwrap();
+    // Set when the destination noticed the loss (after one idle timeout) and waits for its
+    // peer: the intruder comes then, however long a loaded machine took to get there.
+    let waiting = AtomicBool::new(false);
     let intruder = async {
-        while !setup.relay.is_cut() {
+        while !waiting.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // The destination noticed the loss after one idle timeout and waits for its peer.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
         let connection = impostor
             .connect(destination_address, &server)
             .await
@@ -432,7 +433,12 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
             &setup.listener,
             &mut connection,
             drive_setup,
-            |_, _, _| Ok(()),
+            |_, _, event| {
+                if event == Event::ConnectionInterrupted {
+                    waiting.store(true, Ordering::SeqCst);
+                }
+                Ok(())
+            },
             std::future::pending(),
         )
         .await;
