@@ -155,7 +155,9 @@ impl std::fmt::Debug for Observation<'_> {
     }
 }
 
-/// Bandwidth and round-trip time of the link, as the driver estimates them.
+/// Bandwidth and round-trip time of the link, as the caller knows them: the simulator from its
+/// link model, `pagewire send` from its `--rate` (without one the bandwidth stays unknown; no
+/// estimate is measured on a live connection yet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkEstimate {
     /// Payload bytes per second (0 when unknown: rules that need it are skipped).
