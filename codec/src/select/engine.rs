@@ -165,6 +165,25 @@ impl Limits {
         Ok(true)
     }
 
+    /// Whether a round of `pages` pages starting at `context.iteration` is the last one the
+    /// round and data limits allow (the next [`Limits::check`] would end the live rounds).
+    pub fn last_round(&self, context: &RoundContext<'_>, pages: u64) -> bool {
+        let next = context.iteration.0.saturating_add(1);
+        let sent = context
+            .observation
+            .progress
+            .pages_sent
+            .saturating_add(pages);
+        next >= self.max_rounds
+            || (self.max_factor > 0
+                && sent
+                    > context
+                        .geometry
+                        .page_count
+                        .0
+                        .saturating_mul(self.max_factor.into()))
+    }
+
     /// Whether the live rounds should end before `context.iteration`, and why.
     pub fn check(&self, context: &RoundContext<'_>) -> Option<StopReason> {
         let round = context.iteration.0;
