@@ -44,28 +44,29 @@
 //! page on a virtual machine, as much as raw quinn spends to move a page). Threads are
 //! named (`src-driver`, `src-connection`, `dst-driver`, `dst-connection`) for profilers.
 //!
-//! Last measured with `PAGEWIRE_BENCH_MIB=64 PAGEWIRE_BENCH_REPEAT=3 cargo bench -p
-//! pagewire-bench --bench pipeline`, load 3.5-4 (two other engineers building), the memory
-//! probe reading 0.1-11 GB/s around the cases: the ratios swing with the host, the CPU per GB
-//! less so.
+//! Last measured with `cargo bench -p pagewire-bench --bench pipeline` (256 MiB, 3 runs per
+//! case), load 1-2 (no one building), the memory probe still reading 0.2-13 GB/s around the
+//! cases: the ratios swing with the host, the CPU per GB less so.
 //!
 //! | case | vs raw quinn, median (low-high) | src / dst CPU s/GB | wire MiB |
 //! |---|---|---|---|
-//! | raw quinn, 1 stream (0.70 GB/s this run) | 1.00× | 0.37 / 0.54 | 64.0 |
-//! | incompressible 64 MiB ×3 | 0.30× (0.27-0.57) | 13.9 / 8.2 | 192.1 |
-//! | same, destination memory populated first | 0.04× (0.03-0.33) | 10.1 / 5.7 | 192.1 |
-//! | python-dict ×3, as `pagewire send` | 0.03× (0.03-0.47) | 11.0 / 7.9 | 71.6 |
-//! | python-dict ×3, smallest bytes | 0.25× (0.15-0.75) | 23.3 / 9.3 | 13.8 |
-//! | redis ×3, as `pagewire send` | 0.22× (0.06-0.33) | 9.7 / 17.3 | 31.7 |
-//! | redis ×3, smallest bytes | 0.18× (0.01-0.35) | 25.3 / 22.1 | 10.1 |
-//! | sqlite ×3, as `pagewire send` | 0.68× (0.03-1.88) | 6.8 / 0.9 | 24.3 |
-//! | sqlite ×3, smallest bytes | 0.01× (0.01-0.16) | 52.5 / 9.5 | 9.0 |
+//! | raw quinn, 1 stream (0.37 GB/s this run) | 1.00× | 1.49 / 1.69 | 256.0 |
+//! | incompressible 256 MiB ×3 | 0.15× (0.07-0.28) | 5.6 / 8.8 | 768.4 |
+//! | same, destination memory populated first | 0.11× (0.05-0.20) | 8.7 / 4.2 | 768.4 |
+//! | python-dict ×3, as `pagewire send` | 0.16× (0.05-0.40) | 7.4 / 4.7 | 79.1 |
+//! | python-dict ×3, smallest bytes | 0.06× (0.03-0.14) | 14.9 / 4.8 | 13.8 |
+//! | redis ×3, as `pagewire send` | 0.39× (0.25-0.44) | 1.8 / 0.9 | 31.6 |
+//! | redis ×3, smallest bytes | 0.11× (0.05-0.38) | 7.2 / 1.7 | 10.1 |
+//! | sqlite ×3, as `pagewire send` | 1.25× (0.35-1.29) | 1.0 / 0.5 | 24.7 |
+//! | sqlite ×3, smallest bytes | 0.04× (0.02-0.25) | 17.8 / 2.9 | 9.0 |
 //!
-//! Weighing CPU against bytes (as `pagewire send` does) cut the source's CPU per GB moved 2.1-7.7×
-//! on the three traces, for 2.7-5.2× the wire bytes (pages go raw instead of through LZ4 and
-//! zstd). Earlier runs at load 1.0-1.3 (`... -- incompressible`, one raw quinn run per bench
-//! run) gave raw quinn 1.8-2.1 GB/s at 0.35-0.40 / 0.42-0.51 CPU s/GB and the incompressible
-//! case 0.06-0.30× at 2.0-6.3 / 1.4-9.3 CPU s/GB.
+//! Weighing CPU against bytes (as `pagewire send` does) cut the source's CPU per GB moved
+//! 2.0-17× on the three traces and raised their paired page rate 2.7-31×, for 2.7-5.7× the
+//! wire bytes (pages go raw instead of through LZ4 and zstd); the same comparison at load
+//! 3.5-4 (`PAGEWIRE_BENCH_MIB=64 PAGEWIRE_BENCH_REPEAT=3`) cut the CPU 2.1-7.7×. Earlier runs
+//! at load 1.0-1.3 (`... -- incompressible`, one raw quinn run per bench run) gave raw quinn
+//! 1.8-2.1 GB/s at 0.35-0.40 / 0.42-0.51 CPU s/GB and the incompressible case 0.06-0.30× at
+//! 2.0-6.3 / 1.4-9.3 CPU s/GB.
 //!
 //! What this shows, and what it does not:
 //! - The source's faults are its XBZRLE cache (64 MiB, filled once: 1 per page on a 64 MiB
