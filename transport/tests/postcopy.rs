@@ -11,12 +11,12 @@ use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{bounded, connected, sessions};
+use common::{bounded, connected, incompressible_guest, sessions};
 use pagewire_codec::frame::MigrationId;
 use pagewire_codec::session::{
     DestinationSession, Event, FaultStatus, SessionError, SourceSession,
 };
-use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
+use pagewire_codec::{InMemory, PageNumber};
 use pagewire_transport::driver::{DriverConfig, drive};
 use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{RateLimit, Tuning};
@@ -26,19 +26,6 @@ const PAGES: u64 = 512;
 const PAGE_BYTES: usize = 4096;
 /// Pages the source guest rewrites when a live round starts (hybrid defers them).
 const HOT_STRIDE: u64 = 2;
-
-/// Varied, incompressible-ish page contents (so pages cost their size on the wire).
-fn guest() -> InMemory {
-    let mut memory = InMemory::new(PageSize::KIB_4, PageCount(PAGES)).unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for byte in memory.as_bytes_mut() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *byte = state as u8;
-    }
-    memory
-}
 
 /// The destination's guest: touches `order` one page at a time and writes into each page it
 /// touched; a missing page is faulted in and the guest waits for its arrival.
@@ -95,10 +82,14 @@ struct Outcome {
 
 async fn migrate(strategy: &str) -> Outcome {
     let peers = connected(&Tuning::default()).await;
-    let (mut source, mut destination) =
-        sessions(MigrationId([9; 16]), strategy, guest(), |config| {
+    let (mut source, mut destination) = sessions(
+        MigrationId([9; 16]),
+        strategy,
+        incompressible_guest(PAGES),
+        |config| {
             config.max_batch_pages = std::num::NonZeroU32::new(8).unwrap();
-        });
+        },
+    );
     let epoch = Instant::now();
     // 4 MB/s on the page streams: the post-copy push of 2 MiB takes ~0.5 s, hybrid's of 1 MiB
     // ~0.25 s; little is queued ahead of the strategy (two 16 KiB chunks per stream), so most

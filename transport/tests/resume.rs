@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Pki, loopback, name};
+use common::{Pki, incompressible_guest, loopback, name};
 use pagewire_codec::frame::{AbortReason, MigrationId, RefusalReason};
 use pagewire_codec::phase::Phase;
 use pagewire_codec::select::{Geometry, build};
@@ -117,20 +117,6 @@ fn tuning() -> Tuning {
     }
 }
 
-/// A guest of 4 MiB of bytes that do not compress, so the first pass takes several MiB on
-/// the wire.
-fn guest() -> InMemory {
-    let mut memory = InMemory::new(PageSize::KIB_4, PageCount(PAGES)).unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for byte in memory.as_bytes_mut() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *byte = state as u8;
-    }
-    memory
-}
-
 fn source_session() -> SourceSession<InMemory> {
     let geometry = Geometry {
         page_count: PageCount(PAGES),
@@ -141,7 +127,7 @@ fn source_session() -> SourceSession<InMemory> {
     config.page_streams = std::num::NonZeroU16::new(3).unwrap();
     config.cache_bytes = 1 << 20;
     config.resume = true;
-    SourceSession::new(config, guest(), Duration::ZERO).unwrap()
+    SourceSession::new(config, incompressible_guest(PAGES), Duration::ZERO).unwrap()
 }
 
 fn destination_session(grace: Duration) -> DestinationSession<InMemory> {

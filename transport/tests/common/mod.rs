@@ -171,3 +171,17 @@ pub fn sessions(
         DestinationSession::new(DestinationConfig::new(id), target, Duration::ZERO).unwrap();
     (source, destination)
 }
+
+/// A guest of `pages` 4 KiB pages of varied bytes (xorshift, fixed seed) that do not
+/// compress, so every page costs its size on the wire.
+pub fn incompressible_guest(pages: u64) -> InMemory {
+    let mut memory = InMemory::new(PageSize::KIB_4, PageCount(pages)).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for byte in memory.as_bytes_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    memory
+}
