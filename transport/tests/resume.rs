@@ -167,6 +167,31 @@ struct Setup {
     streams: StreamConfig,
 }
 
+impl Setup {
+    /// Migrates `source` through the relay with the live guest writing, reconnecting as
+    /// `policy` allows; the source's side of every test.
+    async fn run_source(
+        &self,
+        source: &mut SourceSession<InMemory>,
+        drive_setup: DriveSetup<'_>,
+        policy: ResumePolicy,
+    ) -> Result<(), DriveError> {
+        let server = name("destination");
+        let connect = || self.dialer.connect(self.relay.address, &server);
+        let mut connection = connect().await.unwrap();
+        drive_source(
+            source,
+            &mut connection,
+            connect,
+            drive_setup,
+            policy,
+            live_guest,
+            std::future::pending(),
+        )
+        .await
+    }
+}
+
 async fn setup(cut_after: u64) -> Setup {
     let pki = Pki::new();
     let listener = Listener::bind(
@@ -203,9 +228,6 @@ async fn a_migration_cut_in_the_middle_resumes_and_completes_with_identical_memo
     let mut source = source_session();
     let mut destination = destination_session(Duration::from_secs(20));
     let epoch = Instant::now();
-    let relay = setup.relay.address;
-    let server = name("destination");
-    let connect = || setup.dialer.connect(relay, &server);
     let policy = ResumePolicy {
         attempts: 10,
         first_backoff: Duration::from_millis(100),
@@ -225,19 +247,7 @@ async fn a_migration_cut_in_the_middle_resumes_and_completes_with_identical_memo
         tokio::time::sleep(Duration::from_millis(1500)).await;
         setup.relay.restore();
     };
-    let source_side = async {
-        let mut connection = connect().await.unwrap();
-        drive_source(
-            &mut source,
-            &mut connection,
-            connect,
-            drive_setup,
-            policy,
-            live_guest,
-            std::future::pending(),
-        )
-        .await
-    };
+    let source_side = setup.run_source(&mut source, drive_setup, policy);
     let destination_side = async {
         let mut connection = setup.listener.accept().await.unwrap();
         let served = serve_destination(
@@ -271,9 +281,6 @@ async fn a_resume_after_the_grace_period_finds_no_migration_and_nothing_runs() {
     let mut source = source_session();
     let mut destination = destination_session(Duration::from_millis(300));
     let epoch = Instant::now();
-    let relay = setup.relay.address;
-    let server = name("destination");
-    let connect = || setup.dialer.connect(relay, &server);
     // The source comes back only after the destination gave up.
     let policy = ResumePolicy {
         attempts: 3,
@@ -286,19 +293,7 @@ async fn a_resume_after_the_grace_period_finds_no_migration_and_nothing_runs() {
         driver: DriverConfig::default(),
         epoch,
     };
-    let source_side = async {
-        let mut connection = connect().await.unwrap();
-        drive_source(
-            &mut source,
-            &mut connection,
-            connect,
-            drive_setup,
-            policy,
-            live_guest,
-            std::future::pending(),
-        )
-        .await
-    };
+    let source_side = setup.run_source(&mut source, drive_setup, policy);
     let destination_side = async {
         let mut connection = setup.listener.accept().await.unwrap();
         let served = serve_destination(
@@ -358,9 +353,6 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
     let mut source = source_session();
     let mut destination = destination_session(Duration::from_secs(20));
     let epoch = Instant::now();
-    let relay = setup.relay.address;
-    let server = name("destination");
-    let connect = || setup.dialer.connect(relay, &server);
     let policy = ResumePolicy {
         attempts: 10,
         first_backoff: Duration::from_millis(100),
@@ -392,26 +384,14 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let connection = impostor
-            .connect(destination_address, &server)
+            .connect(destination_address, &name("destination"))
             .await
             .unwrap();
         let closed = connection.closed().await;
         setup.relay.restore();
         Refusal::from_connection_error(&closed)
     };
-    let source_side = async {
-        let mut connection = connect().await.unwrap();
-        drive_source(
-            &mut source,
-            &mut connection,
-            connect,
-            drive_setup,
-            policy,
-            live_guest,
-            std::future::pending(),
-        )
-        .await
-    };
+    let source_side = setup.run_source(&mut source, drive_setup, policy);
     let destination_side = async {
         let mut connection = setup.listener.accept().await.unwrap();
         let served = serve_destination(
