@@ -21,6 +21,7 @@ use bytes::Bytes;
 use pagewire_codec::frame::AbortReason;
 use pagewire_codec::memory::MemoryTooLarge;
 use pagewire_codec::memory::{DestinationMemory, MemoryError, SourceMemory};
+use pagewire_codec::select::LinkEstimate;
 use pagewire_codec::session::{Event, Session, SessionError, SourceSession, SourceStats, StreamId};
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
 
@@ -317,6 +318,9 @@ impl<M: SourceMemory + DestinationMemory> Session for LiveSource<M> {
     }
     fn abort(&mut self, now: Duration, reason: AbortReason, message: String) {
         self.session.abort(now, reason, message);
+    }
+    fn link_measured(&mut self, link: LinkEstimate) {
+        self.session.link_measured(link);
     }
 }
 

@@ -229,3 +229,33 @@ fn zstd_is_not_tried_on_a_page_lz4_cannot_shrink() {
         "LZ4's failure skips zstd"
     );
 }
+
+#[test]
+fn a_new_policy_applies_to_the_pages_encoded_after_it() {
+    let text: Vec<u8> = b"pagewire moves pages; "
+        .iter()
+        .copied()
+        .cycle()
+        .take(PAGE)
+        .collect();
+    let fast = CostPolicy::LinkTime(LinkTime::new(1e13));
+    let body = |encoder: &mut Encoder, page| {
+        let record = encoder.encode_page(PageNumber(page), &text).unwrap();
+        record.unwrap().body.encoding()
+    };
+    // Dedup off: the same content on page 1 is compressed again rather than referenced.
+    let mut encoder = encoder(EncodingSet::all_known().without(Encoding::Dedup), fast);
+    assert_eq!(body(&mut encoder, 0), Encoding::Raw);
+    encoder.set_policy(fast.capped_at(1e6)).unwrap();
+    assert!(matches!(
+        body(&mut encoder, 1),
+        Encoding::Lz4 | Encoding::Zstd
+    ));
+    let invalid = CostPolicy::LinkTime(LinkTime::new(0.0));
+    assert!(encoder.set_policy(invalid).is_err());
+    assert_eq!(
+        encoder.config().policy,
+        fast.capped_at(1e6),
+        "kept on error"
+    );
+}

@@ -202,6 +202,15 @@ impl Encoder {
         &self.config
     }
 
+    /// Ranks the candidates of the pages encoded from now on by `policy` (for example at a
+    /// link speed measured since the encoder was made). What the encoder knows of the
+    /// destination stays; an invalid policy is refused and the old one kept.
+    pub fn set_policy(&mut self, policy: CostPolicy) -> Result<(), InvalidRate> {
+        policy.validate()?;
+        self.config.policy = policy;
+        Ok(())
+    }
+
     /// The counters so far, the cache's included.
     pub fn stats(&self) -> EncoderStats {
         EncoderStats {

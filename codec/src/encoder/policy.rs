@@ -71,6 +71,33 @@ pub struct InvalidRate {
 }
 
 impl CostPolicy {
+    /// This policy for a link no faster than `bytes_per_second`: [`CostPolicy::LinkTime`] at
+    /// the slower of its own link speed and `bytes_per_second`, the CPU rates kept;
+    /// [`CostPolicy::SmallestBytes`] (which ignores time) unchanged. A transport that measured
+    /// its link caps the policy it was configured with this way: the configured speed stays
+    /// the ceiling (the CPU cost of pushing bytes through the transport, or an operator's rate
+    /// limit), the measured one lowers it.
+    ///
+    /// ```
+    /// use pagewire_codec::encoder::{CostPolicy, LinkTime};
+    ///
+    /// let configured = CostPolicy::LinkTime(LinkTime::new(2.5e9));
+    /// let CostPolicy::LinkTime(link) = configured.capped_at(1.25e6) else { unreachable!() };
+    /// assert_eq!(link.link_bytes_per_second, 1.25e6);
+    /// let CostPolicy::LinkTime(link) = configured.capped_at(1e12) else { unreachable!() };
+    /// assert_eq!(link.link_bytes_per_second, 2.5e9);
+    /// assert_eq!(CostPolicy::SmallestBytes.capped_at(1e6), CostPolicy::SmallestBytes);
+    /// ```
+    pub fn capped_at(self, bytes_per_second: f64) -> CostPolicy {
+        match self {
+            CostPolicy::LinkTime(link) => CostPolicy::LinkTime(LinkTime {
+                link_bytes_per_second: link.link_bytes_per_second.min(bytes_per_second),
+                ..link
+            }),
+            CostPolicy::SmallestBytes => CostPolicy::SmallestBytes,
+        }
+    }
+
     /// Checks that every rate is positive and finite.
     pub fn validate(&self) -> Result<(), InvalidRate> {
         let CostPolicy::LinkTime(link) = self else {

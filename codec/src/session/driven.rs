@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::frame::AbortReason;
 use crate::memory::{DestinationMemory, SourceMemory};
+use crate::select::LinkEstimate;
 use crate::session::{DestinationSession, Event, SessionError, SourceSession, StreamId};
 
 /// What a driver needs from a session: the calls both sides share, so one generic loop (the
@@ -45,6 +46,9 @@ pub trait Session {
     fn wants_data(&self, stream: StreamId) -> bool;
     /// See `abort`.
     fn abort(&mut self, now: Duration, reason: AbortReason, message: String);
+    /// The transport measured the link: see `SourceSession::link_measured` (the destination
+    /// has no use for it).
+    fn link_measured(&mut self, link: LinkEstimate);
 }
 
 /// The trait methods both sessions have as inherent methods of the same name and signature,
@@ -107,6 +111,9 @@ impl<M: SourceMemory> Session for SourceSession<M> {
     fn wants_data(&self, _stream: StreamId) -> bool {
         true
     }
+    fn link_measured(&mut self, link: LinkEstimate) {
+        SourceSession::link_measured(self, link)
+    }
 }
 
 impl<M: DestinationMemory> Session for DestinationSession<M> {
@@ -121,4 +128,5 @@ impl<M: DestinationMemory> Session for DestinationSession<M> {
     fn wants_data(&self, stream: StreamId) -> bool {
         DestinationSession::wants_data(self, stream)
     }
+    fn link_measured(&mut self, _link: LinkEstimate) {}
 }

@@ -81,7 +81,36 @@ struct Settings {
     pages_per_range: NonZeroU32,
     max_commit_rounds: u32,
     limits: Limits,
+    /// The link as configured (or set with `set_link_estimate`).
     link: LinkEstimate,
+    /// The link as the transport last measured it (0 bytes per second and a zero round trip
+    /// where it measured nothing).
+    measured: LinkEstimate,
+}
+
+impl Settings {
+    /// The link the strategy sees: what was measured, where something was, else what was
+    /// configured.
+    fn link(&self) -> LinkEstimate {
+        LinkEstimate {
+            bytes_per_second: match self.measured.bytes_per_second {
+                0 => self.link.bytes_per_second,
+                measured => measured,
+            },
+            rtt: match self.measured.rtt {
+                Duration::ZERO => self.link.rtt,
+                measured => measured,
+            },
+        }
+    }
+
+    /// The encoders' policy: the configured one, capped at the measured link speed.
+    fn encoder_policy(&self) -> CostPolicy {
+        match self.measured.bytes_per_second {
+            0 => self.policy,
+            measured => self.policy.capped_at(measured as f64),
+        }
+    }
 }
 
 /// What the source is doing.
@@ -265,6 +294,10 @@ impl<M: SourceMemory> SourceSession<M> {
                 max_commit_rounds: config.max_commit_rounds,
                 limits: config.limits,
                 link: config.link,
+                measured: LinkEstimate {
+                    bytes_per_second: 0,
+                    rtt: Duration::ZERO,
+                },
             },
             affinity: PageAffinity::new(config.page_streams),
             encoders: Vec::new(),
@@ -345,9 +378,36 @@ impl<M: SourceMemory> SourceSession<M> {
         std::iter::once(StreamId::Control).chain((0..count).map(StreamId::Page))
     }
 
-    /// Updates the link estimate the strategy sees at its next decision.
+    /// Updates the configured link estimate (the strategy sees it at its next decision where
+    /// no measured one overrides it; see [`SourceSession::link_measured`]).
     pub fn set_link_estimate(&mut self, link: LinkEstimate) {
         self.settings.link = link;
+    }
+
+    /// Takes the link as the transport measured it (bytes per second it carried while the
+    /// source had more to send, and the round-trip time; either 0 where not measured). The
+    /// strategy sees the measured values at its next decision instead of the configured ones,
+    /// and the encoders rank the pages encoded from now on with the configured
+    /// [`SourceConfig::policy`] capped at the measured speed ([`CostPolicy::capped_at`]): on a
+    /// link slower than configured, compressing a page pays where it did not. A measurement
+    /// of 0 bytes per second (the transport's estimate expired) restores the configured
+    /// policy.
+    ///
+    /// [`SourceConfig::policy`]: crate::session::SourceConfig::policy
+    pub fn link_measured(&mut self, link: LinkEstimate) {
+        self.settings.measured = link;
+        let policy = self.settings.encoder_policy();
+        for encoder in &mut self.encoders {
+            // The configured policy was validated with the first encoder, and capping it at
+            // a positive speed keeps it valid: this cannot fail, and would keep the old one.
+            let _ = encoder.set_policy(policy);
+        }
+    }
+
+    /// The link estimate the strategy sees now: measured where the transport measured it,
+    /// configured otherwise.
+    pub fn link_estimate(&self) -> LinkEstimate {
+        self.settings.link()
     }
 
     /// Reports guest writes: every page of `pages` was written since the last report (the
@@ -825,7 +885,7 @@ impl<M: SourceMemory> SourceSession<M> {
         let streams = self.pages_out.len() as u64;
         let config = EncoderConfig {
             cache_bytes: self.settings.cache_bytes / streams.max(1),
-            policy: self.settings.policy,
+            policy: self.settings.encoder_policy(),
             ..EncoderConfig::new(negotiated.page_size, negotiated.encodings)
         };
         // On a resumed connection the encoders (and their counters) stay if the encodings
@@ -900,7 +960,7 @@ impl<M: SourceMemory> SourceSession<M> {
         let observation = Observation {
             now: now.saturating_sub(self.start),
             dirty: &harvest,
-            link: self.settings.link,
+            link: self.settings.link(),
             costs: &self.costs,
             progress: Progress {
                 bytes_sent: self.core.bytes_out,
