@@ -2,6 +2,10 @@
 //! over the [`streams`](crate::streams) of one QUIC connection.
 //!
 //! The loop, for either side:
+//! 0. Every [`MeterConfig::interval`], read the connection's counters into a [`LinkMeter`]
+//!    (with how long the loop waited for room in a full queue so far) and hand the session
+//!    a changed estimate ([`Session::link_measured`]; the source's encoders and strategy use
+//!    it, the destination ignores it).
 //! 1. For every stream the session writes, while that stream's queue has room, take up to
 //!    [`DriverConfig::budget`] bytes from `poll_transmit` and queue them. The source reads and
 //!    encodes pages only then, so a full queue (a slow link or a slow destination) stops the
@@ -42,6 +46,7 @@ use pagewire_codec::frame::{AbortReason, RefusalReason};
 pub use pagewire_codec::session::Session;
 use pagewire_codec::session::{AbortInfo, Event, SessionError, Side};
 
+use crate::link_meter::{LinkMeter, MeterConfig};
 use crate::streams::{Inbox, Outbox, PAGES_ABANDONED, Received, StreamError, StreamId};
 
 /// How the driver feeds a session.
@@ -49,11 +54,16 @@ use crate::streams::{Inbox, Outbox, PAGES_ABANDONED, Received, StreamError, Stre
 pub struct DriverConfig {
     /// The most bytes taken from the session per `poll_transmit` (one queued chunk).
     pub budget: usize,
+    /// How the link is measured for the session ([`Session::link_measured`]).
+    pub meter: MeterConfig,
 }
 
 impl Default for DriverConfig {
     fn default() -> DriverConfig {
-        DriverConfig { budget: 256 << 10 }
+        DriverConfig {
+            budget: 256 << 10,
+            meter: MeterConfig::default(),
+        }
     }
 }
 
@@ -136,11 +146,24 @@ pub async fn drive_abortable<S: Session>(
     let mut early_ends: Vec<StreamId> = Vec::new();
     let outgoing = session.outgoing();
     let mut failure: Option<DriveError> = None;
+    let mut meter = LinkMeter::new(config.meter);
+    // How long the loop waited with a stream queue full, in all.
+    let mut blocked = Duration::ZERO;
     loop {
         let now = epoch.elapsed();
+        if meter.due(now)
+            && let Some(link) = meter.observe(outbox.reading(now, blocked))
+        {
+            session.link_measured(link);
+        }
         let mut progressed = false;
+        let mut full = false;
         for &stream in &outgoing {
-            while outbox.has_room(stream) {
+            loop {
+                if !outbox.has_room(stream) {
+                    full = true;
+                    break;
+                }
                 let Some(bytes) = session.poll_transmit(now, stream, config.budget) else {
                     break;
                 };
@@ -166,6 +189,7 @@ pub async fn drive_abortable<S: Session>(
             break;
         }
         let deadline = session.poll_timeout().map(|at| epoch + at);
+        let waiting = Instant::now();
         // After progress, bytes that already arrived are still taken before sending more
         // (`biased`: in this order; the last branch is ready at once): a source whose page
         // streams always have room would otherwise read nothing until its pages ran out, and a
@@ -219,6 +243,9 @@ pub async fn drive_abortable<S: Session>(
             () = sleep_until(deadline), if !progressed => session.handle_timeout(epoch.elapsed()),
             () = std::future::ready(()), if progressed => Ok(()),
         };
+        if full && !progressed {
+            blocked += waiting.elapsed();
+        }
         if let Err(error) = result {
             failure.get_or_insert(error.into());
         }

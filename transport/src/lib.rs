@@ -12,6 +12,8 @@
 //! - [`cost`]: the encoder's cost policy for a link this transport drives (what a byte on the
 //!   wire costs, so pages are compressed only where that saves time).
 //! - [`driver`]: runs a codec `SourceSession` or `DestinationSession` over those streams.
+//! - [`link_meter`]: measures the link while the source sends (its speed while it holds the
+//!   source back, and the round trip), for the session's strategy and encoder policy.
 //! - [`resume`]: after a dropped link, the source reconnects and the destination waits for
 //!   the same peer, and the migration continues where it stood.
 //! - [`memory`]: guest memory for the source ([`memory::SourceMemory`]) and the destination
@@ -27,6 +29,7 @@ pub mod certs;
 pub mod cost;
 pub mod driver;
 pub mod endpoint;
+pub mod link_meter;
 pub mod memory;
 pub mod rate;
 pub mod refusal;

@@ -21,11 +21,14 @@
 //! [`Inbox`] hands them out one by one, without copying them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::link_meter::Reading;
 use crate::rate::{Pacer, RateLimit};
 use crate::refusal::Refusal;
 
@@ -135,10 +138,19 @@ pub struct Outbox {
     control: mpsc::Sender<Bytes>,
     pages: Vec<mpsc::Sender<Bytes>>,
     writers: JoinSet<Result<u64, StreamError>>,
-    /// Signalled by a writer each time it takes a chunk off its queue.
-    room: Arc<Notify>,
+    signals: WriterSignals,
     /// Set by [`Outbox::abandon_pages`]: the page writers reset their streams.
     abandon: watch::Sender<bool>,
+    connection: quinn::Connection,
+}
+
+/// What every writer task tells the [`Outbox`].
+#[derive(Clone, Debug, Default)]
+struct WriterSignals {
+    /// Signalled by a writer each time it takes a chunk off its queue.
+    room: Arc<Notify>,
+    /// Bytes the writers handed to QUIC (a write counts once QUIC took all of it).
+    offered: Arc<AtomicU64>,
 }
 
 /// Something that arrived on a stream.
@@ -242,7 +254,7 @@ impl Outbox {
     /// Waits until a writer took a chunk off its queue since the last call (so some stream
     /// may have room again). A driver that found no room anywhere waits here.
     pub async fn room(&self) {
-        self.room.notified().await
+        self.signals.room.notified().await
     }
 
     fn queue(&self, stream: StreamId) -> Result<&mpsc::Sender<Bytes>, StreamError> {
@@ -264,6 +276,21 @@ impl Outbox {
         self.abandon.send_replace(true);
     }
 
+    /// The connection's counters now, for the [`LinkMeter`](crate::link_meter::LinkMeter):
+    /// `at` and `blocked` are the caller's (the instant on its clock, and how long it waited
+    /// for room so far).
+    pub fn reading(&self, at: Duration, blocked: Duration) -> Reading {
+        let stats = self.connection.stats();
+        Reading {
+            at,
+            wire_bytes: stats.udp_tx.bytes,
+            offered_bytes: self.signals.offered.load(Ordering::Relaxed),
+            blocked,
+            flow_blocked: stats.frame_tx.data_blocked + stats.frame_tx.stream_data_blocked,
+            rtt: stats.path.rtt,
+        }
+    }
+
     /// How many page streams there are.
     pub fn page_streams(&self) -> u16 {
         self.pages.len() as u16
@@ -277,8 +304,7 @@ impl Outbox {
             control,
             pages,
             mut writers,
-            room: _,
-            abandon: _,
+            ..
         } = self;
         drop(control);
         drop(pages);
@@ -387,11 +413,11 @@ pub async fn open(
     }
     let pacer = config.rate_limit.map(Pacer::new);
     let mut writers = JoinSet::new();
-    let room = Arc::new(Notify::new());
+    let signals = WriterSignals::default();
     let (abandon, abandoned) = watch::channel(false);
     let control = spawn_writer(
         &mut writers,
-        &room,
+        &signals,
         StreamId::Control,
         control_send,
         None,
@@ -406,7 +432,7 @@ pub async fn open(
             let abandoned = Some(abandoned.clone());
             spawn_writer(
                 &mut writers,
-                &room,
+                &signals,
                 stream,
                 send,
                 pacer.clone(),
@@ -422,8 +448,9 @@ pub async fn open(
             control,
             pages,
             writers,
-            room,
+            signals,
             abandon,
+            connection: connection.clone(),
         },
         Inbox {
             streams: vec![Incoming::new(StreamId::Control, control_queue)],
@@ -442,10 +469,10 @@ pub async fn accept(
 ) -> Result<(Outbox, Inbox), StreamError> {
     let (control_send, control_recv) = connection.accept_bi().await?;
     let mut writers = JoinSet::new();
-    let room = Arc::new(Notify::new());
+    let signals = WriterSignals::default();
     let control = spawn_writer(
         &mut writers,
-        &room,
+        &signals,
         StreamId::Control,
         control_send,
         None,
@@ -465,8 +492,9 @@ pub async fn accept(
             control,
             pages: Vec::new(),
             writers,
-            room,
+            signals,
             abandon: watch::channel(false).0,
+            connection: connection.clone(),
         },
         Inbox {
             streams: vec![Incoming::new(StreamId::Control, control_queue)],
@@ -482,7 +510,7 @@ pub async fn accept(
 /// called.
 fn spawn_writer(
     writers: &mut JoinSet<Result<u64, StreamError>>,
-    room: &Arc<Notify>,
+    signals: &WriterSignals,
     stream: StreamId,
     mut send: quinn::SendStream,
     pacer: Option<Pacer>,
@@ -490,14 +518,14 @@ fn spawn_writer(
     config: &StreamConfig,
 ) -> mpsc::Sender<Bytes> {
     let (queue, mut chunks) = mpsc::channel::<Bytes>(config.send_queue_chunks.max(1));
-    let room = room.clone();
+    let signals = signals.clone();
     writers.spawn(async move {
         let mut written = 0u64;
         let writing = write_queue(
             stream,
             &mut send,
             &mut chunks,
-            &room,
+            &signals,
             pacer.as_ref(),
             &mut written,
         );
@@ -530,19 +558,21 @@ async fn write_queue(
     stream: StreamId,
     send: &mut quinn::SendStream,
     chunks: &mut mpsc::Receiver<Bytes>,
-    room: &Notify,
+    signals: &WriterSignals,
     pacer: Option<&Pacer>,
     written: &mut u64,
 ) -> Result<(), StreamError> {
     while let Some(chunk) = chunks.recv().await {
-        room.notify_one();
+        signals.room.notify_one();
         if let Some(pacer) = pacer {
             pacer.pace(chunk.len()).await;
         }
-        *written += chunk.len() as u64;
+        let len = chunk.len() as u64;
+        *written += len;
         send.write_chunk(chunk)
             .await
             .map_err(|error| StreamError::write(stream, error))?;
+        signals.offered.fetch_add(len, Ordering::Relaxed);
     }
     Ok(())
 }

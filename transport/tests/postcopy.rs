@@ -100,7 +100,10 @@ async fn migrate(strategy: &str) -> Outcome {
         rate_limit: Some(RateLimit::per_second(NonZeroU64::new(4_000_000).unwrap())),
         ..StreamConfig::default()
     };
-    let driver = DriverConfig { budget: 16 << 10 };
+    let driver = DriverConfig {
+        budget: 16 << 10,
+        ..DriverConfig::default()
+    };
     let mut guest = FaultingGuest {
         order: (0..PAGES).rev().map(PageNumber).collect(),
         next: 0,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use pagewire_codec::Encoding;
 use pagewire_codec::encoder::EncoderStats;
+use pagewire_codec::select::LinkEstimate;
 use pagewire_codec::session::{DestinationStats, SourceStats};
 
 use super::units::format_bytes;
@@ -24,12 +25,14 @@ pub(crate) struct Timeline {
 
 /// What one side counted, besides the times.
 pub(crate) enum Side<'a> {
-    /// The source's counters, its encoders' (one per page stream), and the live guest's
-    /// (epochs landed before suspension, epochs in the trace) if one ran.
+    /// The source's counters, its encoders' (one per page stream), the live guest's
+    /// (epochs landed before suspension, epochs in the trace) if one ran, and the link
+    /// estimate the session held at the end (measured, or from `--rate`).
     Source {
         stats: SourceStats,
         encoders: &'a [EncoderStats],
         guest: Option<(u64, u64)>,
+        link: LinkEstimate,
     },
     /// The destination's counters, and the device state's length if it arrived.
     Destination {
@@ -138,7 +141,11 @@ impl Display for Summary<'_> {
                 stats,
                 encoders,
                 guest,
-            } => fmt_source(f, stats, encoders, *guest),
+                link,
+            } => {
+                fmt_source(f, stats, encoders, *guest)?;
+                fmt_link(f, *link)
+            }
             Side::Destination {
                 stats,
                 device_state,
@@ -216,6 +223,22 @@ fn fmt_source(
         )?;
     }
     Ok(())
+}
+
+/// The link estimate the source ended with.
+fn fmt_link(f: &mut Formatter<'_>, link: LinkEstimate) -> fmt::Result {
+    let rtt = link.rtt.as_secs_f64() * 1e3;
+    match link.bytes_per_second {
+        0 => writeln!(
+            f,
+            "link: speed unknown (it never held the source back), round trip {rtt:.1} ms"
+        ),
+        speed => writeln!(
+            f,
+            "link: {:.2} mbps, round trip {rtt:.1} ms",
+            speed as f64 * 8.0 / 1e6
+        ),
+    }
 }
 
 /// The destination's post-copy faults and how long the guest waited for them.

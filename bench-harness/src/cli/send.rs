@@ -74,7 +74,8 @@ pub(crate) struct SendArgs {
     streams: u16,
     /// Rate limit on page bytes (decimal units: 100mbit, 1gbit); default: none. Pages are
     /// compressed (LZ4, zstd) only on links slow enough for the CPU time to pay: under about
-    /// 2.5 GB/s, less the faster LZ4 and zstd run against the link.
+    /// 2.5 GB/s, less the faster LZ4 and zstd run against the link. A link measured slower
+    /// than this while it holds the source back counts at its measured speed.
     #[arg(long)]
     rate: Option<LinkSpec>,
     /// Size of the encoder's cache of last-sent versions.
@@ -186,7 +187,10 @@ where
         send_queue_chunks: 2,
         ..StreamConfig::default()
     };
-    let driver_config = DriverConfig { budget: chunk };
+    let driver_config = DriverConfig {
+        budget: chunk,
+        ..DriverConfig::default()
+    };
     let interrupts = Interrupts::watch("source")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -265,6 +269,7 @@ where
             stats: live.session().stats(),
             encoders: &encoders,
             guest: live.guest().map(LiveGuest::epochs_landed),
+            link: live.session().link_estimate(),
         };
         print!("{}", Summary::new(&result, total, timeline, side));
         if let Some(failure) = live.guest_failure() {
