@@ -113,6 +113,7 @@
 //! assert!(destination.memory() == source.memory());
 //! ```
 
+mod buffer_pool;
 mod config;
 mod core;
 mod destination;
