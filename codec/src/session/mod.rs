@@ -113,7 +113,6 @@
 //! assert!(destination.memory() == source.memory());
 //! ```
 
-mod buffer_pool;
 mod config;
 mod core;
 mod destination;
