@@ -72,8 +72,8 @@
 //! - The source's faults are mostly its XBZRLE cache (64 MiB shared by the page streams'
 //!   encoders, filled once by the first pages sent: 1 per page on a 64 MiB guest, 0.25 on a
 //!   256 MiB one; once full it takes only resends, so the rest of a first pass is not copied
-//!   into it), then its frame buffers (encoded into buffers that return to the outbox's pool
-//!   when quinn drops them). The destination's are nearly all its guest memory (0.0-0.2 per
+//!   into it), then its frame buffers (the outbox's allocations, freed when quinn drops its
+//!   chunks, and the allocator hands back memory the kernel backs again). The destination's are nearly all its guest memory (0.0-0.2 per
 //!   page are left when it is populated beforehand: quinn's receive path copies datagrams
 //!   into fresh buffers). Populating it removes the faults but not the cost: first touches
 //!   are not what keeps the pipeline at a tenth of raw quinn.
