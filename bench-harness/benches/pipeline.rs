@@ -69,11 +69,18 @@
 //! 2.0-6.3 / 1.4-9.3 CPU s/GB.
 //!
 //! What this shows, and what it does not:
-//! - The source's faults are its XBZRLE cache (64 MiB, filled once: 1 per page on a 64 MiB
-//!   guest) plus 0.3 per page of buffers; the destination's are nearly all its guest memory
-//!   (0.0-0.2 per page are left when it is populated beforehand). Populating it removes the
-//!   faults but not the cost: first touches are not what keeps the pipeline at a tenth of raw
-//!   quinn.
+//! - The source's faults are mostly its XBZRLE cache (64 MiB shared by the page streams'
+//!   encoders, filled once by the first pages sent: 1 per page on a 64 MiB guest, 0.25 on a
+//!   256 MiB one; once full it takes only resends, so the rest of a first pass is not copied
+//!   into it), then its frame buffers (the outbox's allocations, freed when quinn drops its
+//!   chunks, and the allocator hands back memory the kernel backs again). The destination's are nearly all its guest memory (0.0-0.2 per
+//!   page are left when it is populated beforehand: quinn's receive path copies datagrams
+//!   into fresh buffers). Populating it removes the faults but not the cost: first touches
+//!   are not what keeps the pipeline at a tenth of raw quinn.
+//! - Per raw page the source zero-checks and hashes it, copies it into the encoder's arena
+//!   (the record's payload), then into the outbox (the frame); the destination copies it from
+//!   quinn's chunks into its frame decoder's buffer (a frame spans many chunks), then into
+//!   guest memory.
 //! - The same migration costs 1.5-2 s of CPU per GB in some runs and 5-10 in others, with the
 //!   same faults and about 600 context switches in either (`perf stat`); single-threaded, the
 //!   codec-only `sessions` bench swings 3× the same way. Best runs reach 0.30-0.56× raw quinn.

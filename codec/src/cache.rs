@@ -3,7 +3,8 @@
 //! An XBZRLE delta for page `p` applies to the content the destination holds for `p`, so the
 //! cache must hold exactly the version last sent for `p`, or nothing for `p`. The
 //! [`Encoder`](crate::encoder::Encoder) keeps that invariant: every page it sends, in any
-//! encoding, replaces or removes the page's entry.
+//! encoding, replaces or removes the page's entry, or, a first send its
+//! [`CacheAdmission`](crate::encoder::CacheAdmission) keeps out of a full cache, has none.
 //!
 //! Memory is bounded by the capacity given in bytes: the cache holds at most
 //! `capacity / page_size` pages in one allocation made up front (the operating system commits
@@ -99,6 +100,12 @@ impl PageCache {
         self.index.len()
     }
 
+    /// Whether every slot holds a page (a cache of no slots is full): storing another page
+    /// evicts one.
+    pub fn is_full(&self) -> bool {
+        self.free.is_empty()
+    }
+
     /// Whether it holds no page.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
@@ -116,13 +123,20 @@ impl PageCache {
             Some(&slot) => {
                 self.stats.hits += 1;
                 self.referenced[slot] = true;
-                Some(&self.data[slot * self.page_size..(slot + 1) * self.page_size])
+                Some(self.slot_bytes(slot))
             }
             None => {
                 self.stats.misses += 1;
                 None
             }
         }
+    }
+
+    /// The cached version of `page`, without touching the counters or the CLOCK bits.
+    #[cfg(test)]
+    pub(crate) fn peek(&self, page: PageNumber) -> Option<&[u8]> {
+        let slot = *self.index.get(&page)?;
+        Some(self.slot_bytes(slot))
     }
 
     /// Whether `page` is cached, without touching the counters or the CLOCK bits.
@@ -176,6 +190,11 @@ impl PageCache {
     /// Counts a hit whose delta did not fit in its limit.
     pub fn note_give_up(&mut self) {
         self.stats.give_ups += 1;
+    }
+
+    /// The content of `slot`.
+    fn slot_bytes(&self, slot: usize) -> &[u8] {
+        &self.data[slot * self.page_size..(slot + 1) * self.page_size]
     }
 
     /// Frees one slot by CLOCK and returns it; `None` if the cache has no slots.

@@ -22,7 +22,7 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pagewire_codec::encoder::body_wire_len;
+use pagewire_codec::encoder::{CacheAdmission, body_wire_len};
 use pagewire_codec::frame::{Iteration, PageBatch, Role};
 use pagewire_codec::select::PageCosts;
 use pagewire_codec::{
@@ -78,7 +78,8 @@ pub struct Sender {
 
 impl Sender {
     /// A send path for `page_count` pages of `page_size` over `clock`; with an encoder (a
-    /// content trace; every known encoding, a cache of `cache_bytes`, the live source's cost
+    /// content trace; every known encoding, a cache of `cache_bytes` that admits first sends
+    /// only while it has room, as the live source's does, the live source's cost
     /// policy at the link's speed) or with the raw size model (`content` false).
     pub fn new(
         page_size: PageSize,
@@ -90,6 +91,9 @@ impl Sender {
         let encoder = content.then(|| {
             let mut config = EncoderConfig::new(page_size, EncodingSet::all_known());
             config.cache_bytes = cache_bytes;
+            config.cache_admission = CacheAdmission::ResendsOnceFull {
+                page_count: PageCount(page_count),
+            };
             // As the live source chooses (`pagewire send`): a link faster than the transport
             // moves bytes on one core counts as that.
             config.policy = encoder_policy(NonZeroU64::new(clock.link().bytes_per_second));

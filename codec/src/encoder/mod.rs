@@ -40,9 +40,11 @@
 //! assert_eq!(encoder.encode_page(PageNumber(0), &page).unwrap(), None);
 //! ```
 
+mod admission;
 mod policy;
 mod stats;
 
+pub use admission::CacheAdmission;
 pub use policy::{CostPolicy, CpuRates, InvalidRate, LinkTime};
 pub use stats::{EncoderStats, EncodingStats};
 
@@ -57,6 +59,7 @@ use crate::xbzrle::{self, XbzrleMode};
 use crate::{
     ContentHash, Encoding, EncodingSet, PageNumber, PageRecord, PageSize, RecordBody, zero,
 };
+use admission::SentBefore;
 
 /// The default size of the cache of last-sent versions: 64 MiB (QEMU's default XBZRLE cache).
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
@@ -71,6 +74,8 @@ pub struct EncoderConfig {
     pub encodings: EncodingSet,
     /// Bytes of page content the cache of last-sent versions may hold (XBZRLE bases).
     pub cache_bytes: u64,
+    /// Which sends enter that cache.
+    pub cache_admission: CacheAdmission,
     /// How many pages the dedup index may track at a time.
     pub dedup_entries: usize,
     /// The zstd level.
@@ -82,13 +87,16 @@ pub struct EncoderConfig {
 }
 
 impl EncoderConfig {
-    /// Defaults for everything but the page size and the negotiated encodings: a 64 MiB cache,
-    /// [`DEFAULT_MAX_ENTRIES`] dedup entries, zstd level 1, compact XBZRLE, smallest bytes.
+    /// Defaults for everything but the page size and the negotiated encodings: a 64 MiB cache
+    /// that every send enters ([`CacheAdmission::EverySend`]: the memory's size is not known
+    /// here), [`DEFAULT_MAX_ENTRIES`] dedup entries, zstd level 1, compact XBZRLE, smallest
+    /// bytes.
     pub fn new(page_size: PageSize, encodings: EncodingSet) -> EncoderConfig {
         EncoderConfig {
             page_size,
             encodings,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            cache_admission: CacheAdmission::EverySend,
             dedup_entries: DEFAULT_MAX_ENTRIES,
             zstd_level: DEFAULT_LEVEL,
             xbzrle_mode: XbzrleMode::default(),
@@ -125,6 +133,8 @@ pub struct WrongPageLength {
 pub struct Encoder {
     config: EncoderConfig,
     cache: PageCache,
+    /// Which pages were sent before, for the cache's admission.
+    sent_before: SentBefore,
     dedup: DedupIndex,
     lz4: Lz4Compressor,
     zstd: ZstdCompressor,
@@ -186,6 +196,7 @@ impl Encoder {
         let cache_bytes = if uses_cache { config.cache_bytes } else { 0 };
         Ok(Encoder {
             cache: PageCache::new(cache_bytes, config.page_size),
+            sent_before: SentBefore::new(config.cache_admission),
             dedup: DedupIndex::new(config.dedup_entries),
             lz4: Lz4Compressor::new(),
             zstd,
@@ -344,6 +355,7 @@ impl Encoder {
 
     /// Picks the body for `page` and updates the cache and dedup index as if it were applied.
     fn choose(&mut self, page: PageNumber, bytes: &[u8]) -> Option<RecordBody> {
+        let may_evict = self.sent_before.note_send(page);
         let encodings = self.config.encodings;
         if encodings.contains(Encoding::ZeroRun) && zero::is_zero(bytes) {
             self.forget_page(page);
@@ -460,7 +472,13 @@ impl Encoder {
         }
 
         let body = self.materialize(best.candidate, bytes);
-        self.cache.insert(page, bytes);
+        if may_evict || !self.cache.is_full() {
+            self.cache.insert(page, bytes);
+        } else {
+            // Not admitted: a first send, which the cache cannot hold an older version of (it
+            // learns pages only from sends), so it holds nothing for the page, as it must.
+            debug_assert!(!self.cache.contains(page));
+        }
         if let Some(hash) = hash {
             self.dedup.page_sent(page, hash);
         }

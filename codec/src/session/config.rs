@@ -31,7 +31,9 @@ pub struct SourceConfig {
     pub strategy: Box<dyn Strategy>,
     /// The most pages the session asks the strategy for, and puts in one batch.
     pub max_batch_pages: NonZeroU32,
-    /// Bytes of XBZRLE cache, shared evenly by the page streams' encoders.
+    /// Bytes of XBZRLE cache, shared evenly by the page streams' encoders. Once an encoder's
+    /// share is full, only resends enter it
+    /// ([`CacheAdmission::ResendsOnceFull`](crate::encoder::CacheAdmission::ResendsOnceFull)).
     pub cache_bytes: u64,
     /// How the encoder ranks candidate encodings.
     pub policy: CostPolicy,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::encoder::{CostPolicy, Encoder, EncoderConfig, EncoderStats};
+use crate::encoder::{CacheAdmission, CostPolicy, Encoder, EncoderConfig, EncoderStats};
 use crate::frame::{
     AbortReason, BitmapFrame, BitmapKind, CommitAnswer, CommitDigest, DeviceState, Features, Frame,
     Hello, Iteration, IterationEnd, Limits, Negotiated, PageRequest, ReservationAnswer, Resume,
@@ -885,6 +885,9 @@ impl<M: SourceMemory> SourceSession<M> {
         let streams = self.pages_out.len() as u64;
         let config = EncoderConfig {
             cache_bytes: self.settings.cache_bytes / streams.max(1),
+            cache_admission: CacheAdmission::ResendsOnceFull {
+                page_count: negotiated.page_count,
+            },
             policy: self.settings.encoder_policy(),
             ..EncoderConfig::new(negotiated.page_size, negotiated.encodings)
         };
