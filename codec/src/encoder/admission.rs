@@ -170,7 +170,7 @@ mod tests {
             state ^= state >> 7;
             state ^= state << 17;
             // A few hot pages get most of the sends, as in a live guest.
-            let page = if state % 4 == 0 {
+            let page = if state.is_multiple_of(4) {
                 state >> 8
             } else {
                 (state >> 8) & 3
