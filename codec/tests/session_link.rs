@@ -88,9 +88,6 @@ fn a_measurement_overrides_the_configured_link_until_it_expires() {
     };
     pair.source.link_measured(measured);
     assert_eq!(pair.source.link_estimate(), measured);
-    pair.source.link_measured(LinkEstimate {
-        bytes_per_second: 0,
-        rtt: Duration::ZERO,
-    });
+    pair.source.link_measured(LinkEstimate::UNKNOWN);
     assert_eq!(pair.source.link_estimate(), told);
 }

@@ -117,12 +117,6 @@ pub struct LinkMeter {
 /// not a backlog.
 const MIN_GROWTH: u64 = 256 << 10;
 
-/// The unknown link: 0 bytes per second, no round trip.
-const UNKNOWN: LinkEstimate = LinkEstimate {
-    bytes_per_second: 0,
-    rtt: Duration::ZERO,
-};
-
 impl LinkMeter {
     /// A meter that knows nothing yet.
     pub fn new(config: MeterConfig) -> LinkMeter {
@@ -130,7 +124,7 @@ impl LinkMeter {
             config,
             last: None,
             samples: VecDeque::new(),
-            reported: UNKNOWN,
+            reported: LinkEstimate::UNKNOWN,
         }
     }
 

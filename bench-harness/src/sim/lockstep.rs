@@ -86,10 +86,7 @@ pub fn lockstep(
     };
     let mut strategy = select::build(spec, geometry)?;
     let costs = FlatCost(geometry.page_size.get() + 2);
-    let link = LinkEstimate {
-        bytes_per_second: 0,
-        rtt: Duration::ZERO,
-    };
+    let link = LinkEstimate::UNKNOWN;
     let mut epoch = Epoch::default();
     let mut dirty = PageBitmap::new(geometry.page_count);
     let mut harvest = PageBitmap::new(geometry.page_count);

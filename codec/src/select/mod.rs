@@ -167,6 +167,12 @@ pub struct LinkEstimate {
 }
 
 impl LinkEstimate {
+    /// Nothing known: 0 bytes per second, no round trip.
+    pub const UNKNOWN: LinkEstimate = LinkEstimate {
+        bytes_per_second: 0,
+        rtt: Duration::ZERO,
+    };
+
     /// How long `bytes` take to cross the link (`None` when the bandwidth is unknown).
     pub fn transfer_time(&self, bytes: u64) -> Option<Duration> {
         (self.bytes_per_second > 0)

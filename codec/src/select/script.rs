@@ -76,10 +76,7 @@ impl Script {
     pub fn new(page_count: u64) -> Self {
         Script {
             page_count,
-            link: LinkEstimate {
-                bytes_per_second: 0,
-                rtt: Duration::ZERO,
-            },
+            link: LinkEstimate::UNKNOWN,
             costs: Costs(Vec::new()),
             round_time: Duration::from_secs(1),
         }

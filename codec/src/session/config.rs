@@ -72,10 +72,7 @@ impl SourceConfig {
             max_commit_rounds: DEFAULT_MAX_COMMIT_ROUNDS,
             idle_timeout: None,
             limits: Limits::default(),
-            link: LinkEstimate {
-                bytes_per_second: 0,
-                rtt: Duration::ZERO,
-            },
+            link: LinkEstimate::UNKNOWN,
             resume: false,
         }
     }

@@ -294,10 +294,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 max_commit_rounds: config.max_commit_rounds,
                 limits: config.limits,
                 link: config.link,
-                measured: LinkEstimate {
-                    bytes_per_second: 0,
-                    rtt: Duration::ZERO,
-                },
+                measured: LinkEstimate::UNKNOWN,
             },
             affinity: PageAffinity::new(config.page_streams),
             encoders: Vec::new(),
