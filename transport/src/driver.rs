@@ -6,17 +6,17 @@
 //!    (with how long the loop waited for room in a full queue so far) and hand the session
 //!    a changed estimate ([`Session::link_measured`]; the source's encoders and strategy use
 //!    it, the destination ignores it).
-//! 1. For every stream the session writes, while that stream's queue has room, take up to
-//!    [`DriverConfig::budget`] bytes from `poll_transmit` and queue them. The source reads and
-//!    encodes pages only then, so a full queue (a slow link or a slow destination) stops the
-//!    encoding: memory stays bounded.
+//! 1. For every stream the session writes whose queue has room, take up to
+//!    [`DriverConfig::budget`] bytes from `poll_transmit` and queue them: one chunk per stream
+//!    per pass, the streams in turn. The source reads and encodes pages only then, so a full
+//!    queue (a slow link or a slow destination) stops the encoding: memory stays bounded.
 //! 2. Hand every event to the caller (the source suspends the guest on `SuspendRequested`).
 //! 3. Stop when the session is closed: finish the streams, wait for the writers. A migration
 //!    that failed (abort, refusal, error) resets its page streams instead
 //!    ([`Outbox::abandon_pages`]): only the control stream, which carries the ABORT, is
 //!    drained. The peer takes a page stream reset that way as that stream's early end.
-//! 4. Take bytes that arrived meanwhile (one chunk) and go to 1; if nothing was sent or
-//!    received in 1 and 2, wait for whichever comes first: bytes on a stream the session wants
+//! 4. Take bytes that arrived meanwhile (one chunk), or else yield to the runtime once, and go
+//!    to 1; if nothing was sent or received in 1 and 2, wait for whichever comes first: bytes on a stream the session wants
 //!    ([`Inbox::recv_from`] with `wants_data`, so a stream held by an iteration barrier stays
 //!    unread and its sender is slowed by flow control), room in a queue, or the session's
 //!    timeout.
@@ -159,14 +159,11 @@ pub async fn drive_abortable<S: Session>(
         let mut progressed = false;
         let mut full = false;
         for &stream in &outgoing {
-            loop {
-                if !outbox.has_room(stream) {
-                    full = true;
-                    break;
-                }
-                let Some(bytes) = session.poll_transmit(now, stream, config.budget) else {
-                    break;
-                };
+            if !outbox.has_room(stream) {
+                full = true;
+                continue;
+            }
+            if let Some(bytes) = session.poll_transmit(now, stream, config.budget) {
                 outbox.send(stream, bytes).await?;
                 progressed = true;
             }
@@ -191,9 +188,13 @@ pub async fn drive_abortable<S: Session>(
         let deadline = session.poll_timeout().map(|at| epoch + at);
         let waiting = Instant::now();
         // After progress, bytes that already arrived are still taken before sending more
-        // (`biased`: in this order; the last branch is ready at once): a source whose page
-        // streams always have room would otherwise read nothing until its pages ran out, and a
-        // post-copy PAGE_REQUEST would wait behind the whole background push.
+        // (`biased`: in this order): a source whose page streams always have room would
+        // otherwise read nothing until its pages ran out, and a post-copy PAGE_REQUEST would
+        // wait behind the whole background push. After progress the loop also yields to the
+        // runtime (the last branch): a pass encodes at most one chunk per stream, and quinn's
+        // tasks, which may share this thread, run between passes. Without that, a source
+        // whose queues have room would encode them full in one go: seconds without an ACK or
+        // a keep-alive on a loaded machine, long enough for the peer's idle timeout.
         let result = tokio::select! {
             biased;
             (reason, message) = &mut abort, if abort_pending => {
@@ -241,7 +242,7 @@ pub async fn drive_abortable<S: Session>(
             }
             () = outbox.room(), if !progressed => Ok(()),
             () = sleep_until(deadline), if !progressed => session.handle_timeout(epoch.elapsed()),
-            () = std::future::ready(()), if progressed => Ok(()),
+            () = tokio::task::yield_now(), if progressed => Ok(()),
         };
         if full && !progressed {
             blocked += waiting.elapsed();
