@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::HotColdTrace;
-use pagewire_bench::sim::{LinkSpec, SimConfig, Timeline, simulate};
+use pagewire_bench::sim::{Guest, LinkSpec, SimConfig, Timeline, simulate};
 use pagewire_bench::trace::{ContentMode, TraceHeader, TraceWriter};
 use pagewire_codec::{PageCount, PageNumber, PageSize};
 
@@ -165,6 +165,41 @@ fn a_migration_outlasting_the_trace_replays_it() {
     assert!(result.total_seconds > 30.0, "{}", result.total_seconds);
     assert_eq!(result.trace_replays, 3);
     assert_eq!(result.stop_reason, "FewPagesLeft");
+}
+
+#[test]
+fn a_replay_continues_the_write_pattern_without_a_burst() {
+    // Epochs at 100, 200, 300 ms writing pages {1}, {2}, {3}. After the trace's end (300 ms)
+    // the epochs start over: nothing is written at the wrap, page 1 again at 400 ms.
+    let path = temp_path("pattern.trace");
+    let header = TraceHeader::new(PageSize::KIB_4, ContentMode::DirtyOnly, PageCount(8));
+    let mut writer = TraceWriter::create(&path, header).unwrap();
+    for page in 1..=3u64 {
+        writer
+            .begin_epoch(Duration::from_millis(100 * page))
+            .unwrap();
+        writer.write_dirty(PageNumber(page)).unwrap();
+        writer.end_epoch().unwrap();
+    }
+    writer.finish().unwrap();
+    let timeline = Arc::new(Timeline::scan(&path).unwrap());
+    let mut guest = Guest::open(&path, timeline, 1).unwrap();
+    let mut written = Vec::new();
+    let mut advance = |guest: &mut Guest, millis: u64| {
+        written.clear();
+        guest
+            .advance_to(Duration::from_millis(millis), &mut |page| {
+                written.push(page.0)
+            })
+            .unwrap();
+        guest.harvest();
+        written.clone()
+    };
+    assert_eq!(advance(&mut guest, 300), [1, 2, 3]);
+    assert_eq!(advance(&mut guest, 350), Vec::<u64>::new());
+    assert_eq!(guest.replays(), 1);
+    assert_eq!(advance(&mut guest, 400), [1]);
+    assert_eq!(advance(&mut guest, 600), [2, 3]);
 }
 
 /// Pages of the content trace: few, because debug-mode encoding costs about a millisecond a

@@ -328,3 +328,57 @@ fn file_backed_image_gives_the_same_contents() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn rewind_epochs_applies_the_writes_again_to_the_current_image() {
+    let config = config(ContentMode::Full, 3);
+    let (bytes, _) = generate_both(
+        &config,
+        &mut Uniform {
+            page_count: PageCount(PAGES),
+            pages_per_epoch: 9,
+        },
+    );
+    let mut reader =
+        TraceReader::from_reader(Cursor::new(bytes), ReaderOptions::default()).unwrap();
+    let image = |reader: &mut TraceReader<Cursor<Vec<u8>>>| -> Vec<Vec<u8>> {
+        (0..PAGES)
+            .map(|page| reader.page(PageNumber(page)).unwrap().to_vec())
+            .collect()
+    };
+    reader.load_initial_image().unwrap();
+    let initial = image(&mut reader);
+    let mut first = Epoch::default();
+    assert!(reader.next_epoch(&mut first).unwrap());
+    let after_first = image(&mut reader);
+    let mut epoch = Epoch::default();
+    while reader.next_epoch(&mut epoch).unwrap() {}
+    let last = image(&mut reader);
+
+    reader.rewind_epochs().unwrap();
+    assert!(reader.next_epoch(&mut epoch).unwrap());
+    assert_eq!(epoch, first);
+    let again = image(&mut reader);
+    let xor = |a: &[u8], b: &[u8]| -> Vec<u8> { a.iter().zip(b).map(|(x, y)| x ^ y).collect() };
+    let mut changed_as_recorded = 0;
+    for page in 0..PAGES as usize {
+        if first.writes.iter().all(|write| write.page.index() != page) {
+            // Not written by the first epoch: the last epoch's content, not the initial one.
+            assert_eq!(again[page], last[page], "page {page}");
+            continue;
+        }
+        // A full or zero write sets the recorded content; a delta or an unchanged write
+        // changes the current content by what the recorded write changed.
+        let recorded_change = xor(&initial[page], &after_first[page]);
+        if again[page] != after_first[page] {
+            assert_eq!(
+                xor(&last[page], &again[page]),
+                recorded_change,
+                "page {page}"
+            );
+            changed_as_recorded += 1;
+        }
+    }
+    assert!(changed_as_recorded > 0);
+    assert!((0..PAGES as usize).any(|page| last[page] != initial[page]));
+}

@@ -236,7 +236,8 @@ fn notes(
         .collect();
     if !replayed.is_empty() {
         notes.push(format!(
-            "migration outlasted the trace, replayed from its start: {}",
+            "migration outlasted the trace, its writes replayed from the first epoch on the \
+             current memory (no return to the initial image): {}",
             replayed.join(", ")
         ));
     }

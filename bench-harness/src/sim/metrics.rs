@@ -86,7 +86,8 @@ pub struct RunResult {
     pub postcopy_stall_seconds: f64,
     /// Guest writes forwarded at once in mirror rounds.
     pub mirror_forwards: u64,
-    /// Times the trace was replayed from its start because the migration outlasted it.
+    /// Times the trace's epochs were replayed from the first (on the current memory) because
+    /// the migration outlasted them.
     pub trace_replays: u32,
     /// Encoder counters (`None` under the content-less size model).
     pub encoder: Option<EncoderSummary>,

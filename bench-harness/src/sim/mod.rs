@@ -6,7 +6,8 @@
 //! - [`timeline`]: a first pass over the trace (epoch times, pages written).
 //! - [`guest`]: the source VM: its clock follows simulated time (slower when throttled, stopped
 //!   when suspended); epochs land at their timestamps, so pages get dirty *during* a round;
-//!   the trace is replayed from its start when the migration outlasts it.
+//!   the trace's epochs are replayed from the first when the migration outlasts it, on the
+//!   memory as it is then (no return to the initial image: [`guest`] says why).
 //! - [`sender`]: the send path: the real [`pagewire_codec::Encoder`] on the pages' current
 //!   contents (or a stated size model for content-less traces), records in real PAGE_BATCH
 //!   frames, bytes charged to the link.

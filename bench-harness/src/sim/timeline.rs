@@ -1,12 +1,11 @@
 //! [`Timeline`]: what the simulator learns about a trace in one pass before any run: when each
-//! epoch lands, how many pages it writes, and which pages it ever writes. Knowing the landing
-//! times ahead lets a run decode an epoch (which changes the reader's image) exactly when it
-//! lands, never earlier.
+//! epoch lands and how many pages it writes. Knowing the landing times ahead lets a run decode
+//! an epoch (which changes the reader's image) exactly when it lands, never earlier.
 
 use std::path::Path;
 use std::time::Duration;
 
-use pagewire_codec::{PageBitmap, PageCount, PageSize};
+use pagewire_codec::{PageCount, PageSize};
 
 use crate::trace::{ContentMode, Epoch, TraceReadError, TraceReader};
 
@@ -23,8 +22,6 @@ pub struct Timeline {
     pub times: Vec<Duration>,
     /// How many pages each epoch writes.
     pub writes: Vec<u64>,
-    /// Every page some epoch writes.
-    pub touched: PageBitmap,
 }
 
 impl Timeline {
@@ -38,15 +35,11 @@ impl Timeline {
             content: reader.header().content,
             times: Vec::new(),
             writes: Vec::new(),
-            touched: PageBitmap::new(page_count),
         };
         let mut epoch = Epoch::default();
         while reader.next_epoch(&mut epoch)? {
             timeline.times.push(epoch.time);
             timeline.writes.push(epoch.writes.len() as u64);
-            for write in &epoch.writes {
-                timeline.touched.insert(write.page);
-            }
         }
         Ok(timeline)
     }

@@ -271,12 +271,20 @@ impl<R: Read + Seek> TraceReader<R> {
     /// Decodes the initial image into the reader's image, if not done yet (the first
     /// [`TraceReader::next_epoch`] does it too).
     pub fn load_initial_image(&mut self) -> Result<(), TraceReadError> {
+        self.read_initial_image(true)
+    }
+
+    /// Reads the initial image's entries (checking them), writing them into the image only
+    /// if `apply`.
+    fn read_initial_image(&mut self, apply: bool) -> Result<(), TraceReadError> {
         while self.state == State::Initial {
             match self.next_entry()? {
                 Some(Entry::Initial(page, range)) => {
                     self.mark_seen(page)?;
-                    let image = self.image.as_mut().expect(CONTENT_HAS_IMAGE);
-                    image.set(page, &self.payload[range])?;
+                    if apply {
+                        let image = self.image.as_mut().expect(CONTENT_HAS_IMAGE);
+                        image.set(page, &self.payload[range])?;
+                    }
                     self.seen_initial += 1;
                 }
                 Some(Entry::EpochBegin(time)) => {
@@ -406,6 +414,23 @@ impl<R: Read + Seek> TraceReader<R> {
         if let Some(image) = &mut self.image {
             image.clear()?;
         }
+        self.restart()
+    }
+
+    /// Starts the epochs over on the image as the last one left it: the initial image is
+    /// read (and checked) but not applied, so replaying the epochs again applies the trace's
+    /// writes to the current contents. A page written in full or as zero gets the trace's
+    /// content; a delta (an XOR, see `spec/trace.md`) changes the same bytes by the same
+    /// amount as it did in the trace, on whatever the page holds; an unchanged write leaves
+    /// the page as it is. The contents then no longer match the trace's, but each write
+    /// changes its page as much as the recorded one did.
+    pub fn rewind_epochs(&mut self) -> Result<(), TraceReadError> {
+        self.restart()?;
+        self.read_initial_image(false)
+    }
+
+    /// Seeks back to the first entry and forgets what was decoded (not the image).
+    fn restart(&mut self) -> Result<(), TraceReadError> {
         self.input.seek(SeekFrom::Start(self.data_start))?;
         self.block_offset = self.data_start;
         self.next_block = self.data_start;
