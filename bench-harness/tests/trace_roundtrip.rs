@@ -277,8 +277,8 @@ fn generators_are_deterministic_in_their_seed() {
     }
 }
 
-#[test]
-fn rewind_replays_the_same_epochs_and_contents() {
+/// A reader of a small full-content trace: 9 uniformly chosen pages written per epoch.
+fn uniform_reader() -> TraceReader<Cursor<Vec<u8>>> {
     let config = config(ContentMode::Full, 3);
     let (bytes, _) = generate_both(
         &config,
@@ -287,8 +287,12 @@ fn rewind_replays_the_same_epochs_and_contents() {
             pages_per_epoch: 9,
         },
     );
-    let mut reader =
-        TraceReader::from_reader(Cursor::new(bytes), ReaderOptions::default()).unwrap();
+    TraceReader::from_reader(Cursor::new(bytes), ReaderOptions::default()).unwrap()
+}
+
+#[test]
+fn rewind_replays_the_same_epochs_and_contents() {
+    let mut reader = uniform_reader();
     let mut first = Vec::new();
     let mut epoch = Epoch::default();
     while reader.next_epoch(&mut epoch).unwrap() {
@@ -331,16 +335,7 @@ fn file_backed_image_gives_the_same_contents() {
 
 #[test]
 fn rewind_epochs_applies_the_writes_again_to_the_current_image() {
-    let config = config(ContentMode::Full, 3);
-    let (bytes, _) = generate_both(
-        &config,
-        &mut Uniform {
-            page_count: PageCount(PAGES),
-            pages_per_epoch: 9,
-        },
-    );
-    let mut reader =
-        TraceReader::from_reader(Cursor::new(bytes), ReaderOptions::default()).unwrap();
+    let mut reader = uniform_reader();
     let image = |reader: &mut TraceReader<Cursor<Vec<u8>>>| -> Vec<Vec<u8>> {
         (0..PAGES)
             .map(|page| reader.page(PageNumber(page)).unwrap().to_vec())
