@@ -16,10 +16,10 @@
 //!    ([`Outbox::abandon_pages`]): only the control stream, which carries the ABORT, is
 //!    drained. The peer takes a page stream reset that way as that stream's early end.
 //! 4. Take bytes that arrived meanwhile (one chunk), or else yield to the runtime once, and go
-//!    to 1; if nothing was sent or received in 1 and 2, wait for whichever comes first: bytes on a stream the session wants
-//!    ([`Inbox::recv_from`] with `wants_data`, so a stream held by an iteration barrier stays
-//!    unread and its sender is slowed by flow control), room in a queue, or the session's
-//!    timeout.
+//!    to 1; if nothing was sent or received in 1 and 2, wait for whichever comes first: bytes
+//!    on a stream the session wants ([`Inbox::recv_from`] with `wants_data`, so a stream held
+//!    by an iteration barrier stays unread and its sender is slowed by flow control), room in
+//!    a queue, or the session's timeout.
 //!
 //! **What "sent" means.** A session counts a page (`pages_sent`) and its bytes (`bytes_sent`)
 //! when `poll_transmit` returns them, and the driver queues them at once: the counters run
