@@ -115,7 +115,7 @@ use pagewire_codec::session::{
 use pagewire_codec::{InMemory, PageCount, PageNumber, PageSize};
 use pagewire_transport::certs::{CertificateAuthority, Validity};
 use pagewire_transport::cost::encoder_policy;
-use pagewire_transport::driver::{DriverConfig, drive};
+use pagewire_transport::driver::{DriverConfig, ProbeWindow, drive};
 use pagewire_transport::streams::{self, StreamConfig};
 use pagewire_transport::{Dialer, Listener, PeerName, TlsIdentity, Tuning};
 
@@ -561,7 +561,12 @@ fn migrate(
                         outbox,
                         inbox,
                         epoch,
-                        DriverConfig::default(),
+                        // The small send window `pagewire send` starts with when it was told
+                        // no link speed.
+                        DriverConfig {
+                            probe: Some(ProbeWindow::mib(Tuning::default().send_window)),
+                            ..DriverConfig::default()
+                        },
                         |session, now, event| match event {
                             Event::RoundStarted { .. } => {
                                 for (page, content) in writes.next().unwrap_or_default() {

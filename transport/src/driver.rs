@@ -5,7 +5,8 @@
 //! 0. Every [`MeterConfig::interval`], read the connection's counters into a [`LinkMeter`]
 //!    (with how long the loop waited for room in a full queue so far) and hand the session
 //!    a changed estimate ([`Session::link_measured`]; the source's encoders and strategy use
-//!    it, the destination ignores it).
+//!    it, the destination ignores it). With a [`ProbeWindow`], QUIC's send window stays
+//!    small until the link is known.
 //! 1. For every stream the session writes whose queue has room, take up to
 //!    [`DriverConfig::budget`] bytes from `poll_transmit` and queue them: one chunk per stream
 //!    per pass, the streams in turn. The source reads and encodes pages only then, so a full
@@ -43,6 +44,7 @@
 use std::time::{Duration, Instant};
 
 use pagewire_codec::frame::{AbortReason, RefusalReason};
+use pagewire_codec::select::LinkEstimate;
 pub use pagewire_codec::session::Session;
 use pagewire_codec::session::{AbortInfo, Event, SessionError, Side};
 
@@ -56,14 +58,69 @@ pub struct DriverConfig {
     pub budget: usize,
     /// How the link is measured for the session ([`Session::link_measured`]).
     pub meter: MeterConfig,
+    /// A small QUIC send window while the link is not yet measured, or `None` to leave the
+    /// connection's window as it is.
+    pub probe: Option<ProbeWindow>,
 }
 
 impl Default for DriverConfig {
+    /// 256 KiB chunks, the default meter, no probe window.
     fn default() -> DriverConfig {
         DriverConfig {
             budget: 256 << 10,
             meter: MeterConfig::default(),
+            probe: None,
         }
+    }
+}
+
+/// QUIC's send window while a source does not know its link yet.
+///
+/// Why: pages are encoded for the link the session believes in, and a session that was told
+/// no speed believes in a fast link (pages go raw). QUIC's send window holds what was encoded
+/// and not yet acknowledged, 32 MiB by default ([`Tuning::send_window`]): on a slow link all
+/// of it is encoded raw before the [`LinkMeter`]'s first interval ends (a quarter of a
+/// second), and takes seconds to cross. With a window of [`ProbeWindow::bytes`] instead, a
+/// slow link holds the source back at once (the meter sees that), and far fewer pages are
+/// encoded before the first estimate reaches the encoders.
+///
+/// The driver sets the window [`ProbeWindow::full`] again once the meter knows the link, or
+/// once the link has carried [`ProbeWindow::LINK_PROVEN`] times the probe window (a link
+/// that takes that much without holding the source back is fast enough for raw pages; the
+/// meter then measures with the full window). A probe window smaller than the link's
+/// bandwidth-delay product slows the first interval (1 MiB over a 50 ms round trip is
+/// 21 MB/s), and the meter may then measure the window instead of the link; that low
+/// estimate lasts until the full window lets more across than it says (the meter drops an
+/// estimate a quarter below what the link carried).
+///
+/// [`Tuning::send_window`]: crate::Tuning::send_window
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeWindow {
+    /// The send window until the link is known, in bytes.
+    pub bytes: u64,
+    /// The send window afterwards (the connection's [`Tuning::send_window`]).
+    ///
+    /// [`Tuning::send_window`]: crate::Tuning::send_window
+    pub full: u64,
+}
+
+impl ProbeWindow {
+    /// How many probe windows the link must carry to count as fast without a measurement.
+    pub const LINK_PROVEN: u64 = 4;
+
+    /// A 1 MiB probe window (a millisecond at 8 Gbit/s: a fast link is barely slowed),
+    /// returning to `full` afterwards.
+    pub fn mib(full: u64) -> ProbeWindow {
+        ProbeWindow {
+            bytes: 1 << 20,
+            full,
+        }
+    }
+
+    /// Whether probing is over: the meter knows the link, or the link carried
+    /// [`ProbeWindow::LINK_PROVEN`] windows (`wire_bytes` since the connection opened).
+    fn over(&self, link: LinkEstimate, wire_bytes: u64) -> bool {
+        link.bytes_per_second > 0 || wire_bytes >= self.bytes.saturating_mul(Self::LINK_PROVEN)
     }
 }
 
@@ -147,6 +204,10 @@ pub async fn drive_abortable<S: Session>(
     let outgoing = session.outgoing();
     let mut failure: Option<DriveError> = None;
     let mut meter = LinkMeter::new(config.meter);
+    let mut probe = config.probe;
+    if let Some(probe) = &probe {
+        outbox.set_send_window(probe.bytes);
+    }
     // How long the loop waited with a stream queue full, in all.
     let mut blocked = Duration::ZERO;
     loop {
@@ -155,6 +216,12 @@ pub async fn drive_abortable<S: Session>(
             && let Some(link) = meter.observe(outbox.reading(now, blocked))
         {
             session.link_measured(link);
+        }
+        // Checked every pass: a fast link carries the probe windows in milliseconds.
+        if let Some(window) =
+            probe.take_if(|probe| probe.over(meter.estimate(), outbox.wire_bytes()))
+        {
+            outbox.set_send_window(window.full);
         }
         let mut progressed = false;
         let mut full = false;
@@ -270,5 +337,23 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probing_ends_once_the_link_is_known_or_has_carried_four_windows() {
+        let probe = ProbeWindow::mib(32 << 20);
+        assert!(!probe.over(LinkEstimate::UNKNOWN, 0));
+        assert!(!probe.over(LinkEstimate::UNKNOWN, (4 << 20) - 1));
+        assert!(probe.over(LinkEstimate::UNKNOWN, 4 << 20));
+        let measured = LinkEstimate {
+            bytes_per_second: 2_000_000,
+            rtt: Duration::from_millis(20),
+        };
+        assert!(probe.over(measured, 0));
     }
 }

@@ -32,7 +32,11 @@
 //! soon shows again.
 //!
 //! Rates count every byte QUIC put in UDP datagrams (headers, acknowledgements and
-//! retransmissions too): what crossed the link.
+//! retransmissions too) less the bytes of the packets it declared lost: what crossed the
+//! link. A loss is declared a round trip or so after the packet left, so an interval may be
+//! charged with its predecessor's losses; the median smooths that. Counting lost bytes as
+//! carried would put a link that drops what overflows its queue (a token bucket, a full
+//! router buffer) well above its rate as soon as a large send window overfills it.
 //!
 //! ```
 //! use std::time::Duration;
@@ -88,7 +92,7 @@ impl Default for MeterConfig {
 pub struct Reading {
     /// When, on the migration's clock.
     pub at: Duration,
-    /// Bytes QUIC sent in UDP datagrams.
+    /// Bytes QUIC sent in UDP datagrams, less those of packets it declared lost.
     pub wire_bytes: u64,
     /// Bytes the stream writers handed to QUIC.
     pub offered_bytes: u64,

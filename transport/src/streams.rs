@@ -283,12 +283,25 @@ impl Outbox {
         let stats = self.connection.stats();
         Reading {
             at,
-            wire_bytes: stats.udp_tx.bytes,
+            wire_bytes: carried(&stats),
             offered_bytes: self.signals.offered.load(Ordering::Relaxed),
             blocked,
             flow_blocked: stats.frame_tx.data_blocked + stats.frame_tx.stream_data_blocked,
             rtt: stats.path.rtt,
         }
+    }
+
+    /// The bytes the connection carried so far: what QUIC sent in UDP datagrams less the
+    /// packets it declared lost ([`Reading::wire_bytes`]).
+    pub fn wire_bytes(&self) -> u64 {
+        carried(&self.connection.stats())
+    }
+
+    /// Sets QUIC's send window of the connection: the bytes it buffers unacknowledged across
+    /// all streams ([`Tuning::send_window`](crate::Tuning::send_window) at first). Writers
+    /// wait while it is full.
+    pub fn set_send_window(&self, bytes: u64) {
+        self.connection.set_send_window(bytes);
     }
 
     /// How many page streams there are.
@@ -575,6 +588,11 @@ async fn write_queue(
         signals.offered.fetch_add(len, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Bytes sent in UDP datagrams less those of packets declared lost.
+fn carried(stats: &quinn::ConnectionStats) -> u64 {
+    stats.udp_tx.bytes.saturating_sub(stats.path.lost_bytes)
 }
 
 /// Completes once the flag is set (never without a flag, or once its sender is gone unset).

@@ -2,9 +2,9 @@
 //!
 //! The test runs in a network namespace of its own whose loopback `tc` shapes to 16 Mbit/s
 //! (a token bucket), and migrates a guest of text pages with the encoder policy `pagewire
-//! send` uses without `--rate` (the link counts as fast as the transport: pages go raw). The
-//! driver's link meter must find the link slow, and the pages encoded after that must be
-//! compressed. (How close the estimate comes depends on the machine's load here, both sides
+//! send` uses without `--rate` (the link counts as fast as the transport: pages go raw), and
+//! QUIC's default send window behind `pagewire send`'s 1 MiB probe window. The driver's link
+//! meter must find the link slow, and the pages encoded after that must be compressed. (How close the estimate comes depends on the machine's load here, both sides
 //! sharing one thread of a debug build: 1.7-1.9 MB/s of the bucket's 2 MB/s when quiet.) It needs the right to make a network namespace (root) and `tc`; without them
 //! it says so and passes without running.
 
@@ -20,7 +20,7 @@ use pagewire_codec::session::Event;
 use pagewire_codec::{InMemory, PageCount, PageSize};
 use pagewire_transport::Tuning;
 use pagewire_transport::cost::encoder_policy;
-use pagewire_transport::driver::{DriverConfig, drive};
+use pagewire_transport::driver::{DriverConfig, ProbeWindow, drive};
 use pagewire_transport::streams::{self, StreamConfig};
 
 /// The shaped link: 16 Mbit/s, 2 MB/s.
@@ -78,12 +78,9 @@ fn the_source_measures_a_slow_link_and_compresses() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        // A send window of 1 MiB (half a second of this link): with the default 32 MiB, QUIC
-        // would take the whole guest before the first measurement.
-        let tuning = Tuning {
-            send_window: 1 << 20,
-            ..Tuning::default()
-        };
+        // QUIC's default send window, 32 MiB, would take the whole guest before the first
+        // measurement: the driver's probe window must hold the source back instead.
+        let tuning = Tuning::default();
         let peers = connected(&tuning).await;
         let (mut source, mut destination) =
             sessions(MigrationId([9; 16]), "precopy", text_guest(), |config| {
@@ -101,6 +98,7 @@ fn the_source_measures_a_slow_link_and_compresses() {
             let (outbox, inbox) = streams::open(&peers.source, &stream_config).await.unwrap();
             let driver = DriverConfig {
                 budget: 64 << 10,
+                probe: Some(ProbeWindow::mib(tuning.send_window)),
                 ..DriverConfig::default()
             };
             drive(

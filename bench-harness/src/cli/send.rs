@@ -25,7 +25,7 @@ use pagewire_codec::memory::{DestinationMemory, SourceMemory};
 use pagewire_codec::select::{self, Geometry, LinkEstimate};
 use pagewire_codec::session::{Event, SourceConfig, SourceSession};
 use pagewire_transport::cost::encoder_policy;
-use pagewire_transport::driver::DriverConfig;
+use pagewire_transport::driver::{DriverConfig, ProbeWindow};
 use pagewire_transport::memory::MappedMemory;
 use pagewire_transport::resume::{DriveSetup, ResumePolicy, drive_source};
 use pagewire_transport::streams::StreamConfig;
@@ -187,8 +187,14 @@ where
         send_queue_chunks: 2,
         ..StreamConfig::default()
     };
+    let tuning = Tuning::default();
+    // Without --rate the encoders assume a fast link until the meter finds otherwise: a
+    // small send window until then keeps a slow link from taking 32 MiB of raw pages first.
     let driver_config = DriverConfig {
         budget: chunk,
+        probe: rate_limit
+            .is_none()
+            .then(|| ProbeWindow::mib(tuning.send_window)),
         ..DriverConfig::default()
     };
     let interrupts = Interrupts::watch("source")?;
@@ -202,7 +208,7 @@ where
         } else {
             "0.0.0.0:0".parse()?
         };
-        let dialer = Dialer::bind(local, &identity, &Tuning::default())?;
+        let dialer = Dialer::bind(local, &identity, &tuning)?;
         let mut connection = tokio::select! {
             connected = dialer.connect(args.to, &args.server_name) => connected?,
             (_, message) = interrupts.wait() => {
