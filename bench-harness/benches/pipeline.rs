@@ -45,58 +45,62 @@
 //! named (`src-driver`, `src-connection`, `dst-driver`, `dst-connection`) for profilers.
 //!
 //! Last measured with `cargo bench -p pagewire-bench --bench pipeline` (256 MiB, 3 runs per
-//! case), load 1-2 (no one building), the memory probe still reading 0.2-13 GB/s around the
-//! cases: the ratios swing with the host, the CPU per GB less so.
+//! case) at `b8aa4b4` on a quiet machine (load 0.6-0.7, nothing else running, the memory
+//! probe reading 9.7-10.7 GB/s around every case). A run minutes earlier gave the first case
+//! 0.24× (0.13-0.24) and the others within 0.07× of these:
 //!
 //! | case | vs raw quinn, median (low-high) | src / dst CPU s/GB | wire MiB |
 //! |---|---|---|---|
-//! | raw quinn, 1 stream (0.37 GB/s this run) | 1.00× | 1.49 / 1.69 | 256.0 |
-//! | incompressible 256 MiB ×3 | 0.15× (0.07-0.28) | 5.6 / 8.8 | 768.4 |
-//! | same, destination memory populated first | 0.11× (0.05-0.20) | 8.7 / 4.2 | 768.4 |
-//! | python-dict ×3, as `pagewire send` | 0.16× (0.05-0.40) | 7.4 / 4.7 | 79.1 |
-//! | python-dict ×3, smallest bytes | 0.06× (0.03-0.14) | 14.9 / 4.8 | 13.8 |
-//! | redis ×3, as `pagewire send` | 0.39× (0.25-0.44) | 1.8 / 0.9 | 31.6 |
-//! | redis ×3, smallest bytes | 0.11× (0.05-0.38) | 7.2 / 1.7 | 10.1 |
-//! | sqlite ×3, as `pagewire send` | 1.25× (0.35-1.29) | 1.0 / 0.5 | 24.7 |
-//! | sqlite ×3, smallest bytes | 0.04× (0.02-0.25) | 17.8 / 2.9 | 9.0 |
+//! | raw quinn, 1 stream (2.73 GB/s this run) | 1.00× | 0.31 / 0.35 | 256.0 |
+//! | incompressible 256 MiB ×3 | 0.12× (0.09-0.16) | 1.77 / 3.12 | 768.4 |
+//! | same, destination memory populated first | 0.23× (0.19-0.29) | 1.63 / 0.90 | 768.4 |
+//! | python-dict ×3, as `pagewire send` | 0.35× (0.33-0.36) | 1.05 / 0.52 | 92.7 |
+//! | python-dict ×3, smallest bytes | 0.09× (0.09-0.09) | 4.09 / 0.44 | 21.1 |
+//! | redis ×3, as `pagewire send` | 0.33× (0.26-0.36) | 1.14 / 0.48 | 38.2 |
+//! | redis ×3, smallest bytes | 0.06× (0.06-0.06) | 5.80 / 0.77 | 14.9 |
+//! | sqlite ×3, as `pagewire send` | 0.34× (0.29-0.42) | 1.00 / 0.40 | 25.9 |
+//! | sqlite ×3, smallest bytes | 0.06× (0.06-0.06) | 5.78 / 0.70 | 10.2 |
+//!
+//! Four more runs of the populated case (4 runs each, `PAGEWIRE_BENCH_REPEAT=4 ... -- "dst
+//! touched"`), alternating the source's 1 MiB probe send window with none, gave 0.25× and
+//! 0.30× with it, 0.23× and 0.26× without: the probe costs a fast link nothing measurable.
+//! That case lost 1 000-2 400 packets per four runs (the destination's socket buffer
+//! overflows while its driver thread holds the core), with 9-17 congestion events.
+//!
+//! Where the time goes (`perf record -e cpu-clock -g`, same machine, same day): in the
+//! incompressible case the destination's driver thread spends two thirds of its time in the
+//! kernel clearing fresh pages of guest memory (19% of all samples), and the source's driver a
+//! third of its own backing its XBZRLE cache as the first 64 MiB of pages enter it
+//! (`PageCache::insert`, 5% of all samples; a fixed cost per migration, large against a
+//! 256 MiB guest). With destination memory populated first, the source's driver is the
+//! busiest thread (17% of samples, against 14-15% for each side's QUIC thread): fresh memory
+//! for the cache, then xxh3 (the dedup hash), then copies.
 //!
 //! Weighing CPU against bytes (as `pagewire send` does) cut the source's CPU per GB moved
-//! 2.0-17× on the three traces and raised their paired page rate 2.7-31×, for 2.7-5.7× the
-//! wire bytes (pages go raw instead of through LZ4 and zstd); the same comparison at load
-//! 3.5-4 (`PAGEWIRE_BENCH_MIB=64 PAGEWIRE_BENCH_REPEAT=3`) cut the CPU 2.1-7.7×. Earlier runs
-//! at load 1.0-1.3 (`... -- incompressible`, one raw quinn run per bench run) gave raw quinn
-//! 1.8-2.1 GB/s at 0.35-0.40 / 0.42-0.51 CPU s/GB and the incompressible case 0.06-0.30× at
-//! 2.0-6.3 / 1.4-9.3 CPU s/GB.
+//! 3.9-5.8× on the three traces and raised their paired page rate 3.9-5.7×, for 2.5-4.4× the
+//! wire bytes (pages go raw instead of through LZ4 and zstd).
 //!
 //! What this shows, and what it does not:
 //! - The source's faults are mostly its XBZRLE cache (64 MiB shared by the page streams'
 //!   encoders, filled once by the first pages sent: 1 per page on a 64 MiB guest, 0.25 on a
 //!   256 MiB one; once full it takes only resends, so the rest of a first pass is not copied
 //!   into it), then its frame buffers (the outbox's allocations, freed when quinn drops its
-//!   chunks, and the allocator hands back memory the kernel backs again). The destination's are nearly all its guest memory (0.0-0.2 per
-//!   page are left when it is populated beforehand: quinn's receive path copies datagrams
-//!   into fresh buffers). Populating it removes the faults but not the cost: first touches
-//!   are not what keeps the pipeline at a tenth of raw quinn.
+//!   chunks). The destination's are nearly all its guest memory (0.0-0.1 per page are left
+//!   when it is populated beforehand).
 //! - Per raw page the source zero-checks and hashes it, copies it into the encoder's arena
 //!   (the record's payload), then into the outbox (the frame); the destination copies it from
 //!   quinn's chunks into its frame decoder's buffer (a frame spans many chunks), then into
-//!   guest memory.
-//! - The same migration costs 1.5-2 s of CPU per GB in some runs and 5-10 in others, with the
-//!   same faults and about 600 context switches in either (`perf stat`); single-threaded, the
-//!   codec-only `sessions` bench swings 3× the same way. Best runs reach 0.30-0.56× raw quinn.
-//!   The swing is the host's: the `read GB/s` column (a plain read of 64 MiB of memory the
-//!   process already touched, before and after each case) ranged from 0.1 to 10.6 GB/s around
-//!   single cases of one run (`PAGEWIRE_BENCH_MIB=64 PAGEWIRE_BENCH_REPEAT=1`, load 3-5), and
-//!   raw quinn itself fell to 0.06 GB/s in that run. Compare cases only when their reads are
-//!   alike and fast.
-//! - Profiles (`perf record -e cpu-clock` on this bench) put xxh3 first on both driver
-//!   threads (the dedup hash, and each side's commit digest over all memory), then copies,
-//!   then LZ4's failed try (cheap: LZ4 skips ahead on data without matches). Valgrind's
-//!   instruction counts mislead here: they count `rep movsb`/`rep stosb` per byte.
+//!   guest memory, and each side hashes all memory once more for the commit digest.
+//! - Raw quinn keeps both cores busy (1.8 of 2) at 0.7 CPU s/GB for both sides together, so
+//!   on this machine a pipeline whose two sides share the same two cores reaches 0.8× only if
+//!   everything it adds to QUIC (select, hash, encode, copy, decode, write, digest) costs both
+//!   sides together under 0.2 s/GB: about one pass over the memory per side at this
+//!   machine's 10 GB/s. The copies named above are four passes, the hashes three.
+//! - On a loaded host the same migration's CPU per GB swings 3-5× from run to run (the git
+//!   history of this file has such runs, with raw quinn itself at 0.06-0.4 GB/s): compare
+//!   cases only when their `read GB/s` columns are alike and fast.
 //!
-//! The targets (≥ 0.8× on incompressible pages, ≥ 3× on a trace) are not met. Earlier figures
-//! (a driver thread that also copied the whole guest at its end, now moved out instead) are in
-//! the git history of this file.
+//! The targets (≥ 0.8× on incompressible pages, ≥ 3× on a trace) are not met.
 
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
