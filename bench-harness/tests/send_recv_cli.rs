@@ -2,8 +2,10 @@
 //! loopback, with certificates from `pagewire certs`: for precopy, two-fold, history-majority
 //! and ours, the received file equals the sender's final image (the trace's image after the
 //! epochs the live guest wrote before suspension) and a sent `--image` file is left as it was;
-//! a receiver with another CA is refused with a clear message, and Ctrl-C on the source aborts
-//! with the reason shown on both sides and no file written.
+//! a receiver with another CA is refused with a clear message, Ctrl-C on the source aborts
+//! with the reason shown on both sides and no file written, and a link cut for longer than
+//! the idle timeout mid-migration is resumed once it is back (where the test may make a
+//! network namespace of its own).
 
 mod common;
 
@@ -104,6 +106,11 @@ struct Receiver {
 
 impl Receiver {
     fn start(pki: &Path, out: &Path) -> Receiver {
+        Receiver::start_with(pki, out, &[])
+    }
+
+    /// [`Receiver::start`] with more `recv` arguments.
+    fn start_with(pki: &Path, out: &Path, extra: &[&str]) -> Receiver {
         let mut child = pagewire()
             .args([
                 "recv",
@@ -114,6 +121,7 @@ impl Receiver {
                 "--out",
             ])
             .arg(out)
+            .args(extra)
             .args(tls(pki, "destination"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -388,5 +396,88 @@ fn ctrl_c_on_the_source_aborts_with_the_reason_on_both_sides() {
         "recv said: {recv_stderr}"
     );
     assert!(!out.exists() && !dir.join("received.img.partial").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Moves this thread into a network namespace of its own with its loopback up; processes it
+/// starts afterwards live there. `Err` says why it could not (it needs root and `ip`).
+fn own_loopback() -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|error| format!("no network namespace ({error})"))?;
+    set_loopback("up")
+}
+
+/// `ip link set lo up|down` in this thread's network namespace: down, every packet between
+/// the processes is lost (their sockets stay bound); up, they pass again.
+fn set_loopback(state: &str) -> Result<(), String> {
+    let status = Command::new("ip")
+        .args(["link", "set", "lo", state])
+        .status()
+        .map_err(|error| format!("ip: {error}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or(format!("ip link set lo {state}: {status}"))
+}
+
+#[test]
+fn a_link_cut_mid_migration_is_resumed_and_delivers_the_final_memory() {
+    if let Err(why) = own_loopback() {
+        eprintln!("skipped: cannot cut a loopback of its own: {why}");
+        return;
+    }
+    let dir = scratch("cut");
+    let pki = certs(&dir);
+    let trace = trace(&dir);
+    let out = dir.join("received.img");
+    // Both sides take a link silent for two seconds as lost (the transport's default is 30 s).
+    let idle = ["--idle-timeout", "2s"];
+    let receiver = Receiver::start_with(
+        &pki,
+        &out,
+        &[&idle[..], &["--resume-grace", "20s"]].concat(),
+    );
+    let started = Instant::now();
+    let mut sender = send(&pki, &receiver.address, &trace, "precopy", "1mbit")
+        .args(idle)
+        .args(["--resume-backoff", "200ms", "--resume-attempts", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
+    let line = next_line(&mut sender_stderr);
+    assert!(line.starts_with("migrating to"), "send said {line:?}");
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut sender_stderr, &mut rest).unwrap();
+        rest
+    });
+    // The first pass takes seconds at 1 Mbit/s: cut it for two idle timeouts and a half.
+    std::thread::sleep(Duration::from_millis(500));
+    set_loopback("down").unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    set_loopback("up").unwrap();
+    let sent = wait(&mut sender);
+    let took = started.elapsed();
+    let stderr = stderr.join().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(sender.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let (received, recv_stdout, recv_stderr) = receiver.finish();
+    eprintln!("send and recv took {took:?}");
+    assert!(sent, "send failed: {stderr}");
+    assert!(received, "recv failed: {recv_stderr}");
+    for summary in [&stdout, &recv_stdout] {
+        assert!(summary.contains("Migration status: completed"), "{summary}");
+        assert!(
+            number_after(summary, "resumed after a dropped link: ", "") >= 1,
+            "no resumption: {summary}"
+        );
+    }
+    let landed = number_after(&stdout, "guest: ", "");
+    assert!(
+        std::fs::read(&out).unwrap() == image_after(&trace, landed),
+        "the received memory differs from the source's final memory"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,5 +1,5 @@
-//! What both ends of `pagewire send` and `pagewire recv` share: the certificate options, the
-//! migration's name, Ctrl-C, hanging up, and the progress bar.
+//! What both ends of `pagewire send` and `pagewire recv` share: the certificate and link
+//! options, the migration's name, Ctrl-C, hanging up, and the progress bar.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nix::sys::signal::{SigSet, Signal};
 use pagewire_codec::frame::{AbortReason, MigrationId};
 use pagewire_transport::driver::DriveError;
-use pagewire_transport::{TlsConfigError, TlsIdentity};
+use pagewire_transport::{TlsConfigError, TlsIdentity, Tuning};
+
+use super::units::parse_duration;
 
 /// How long a side that sent the last word waits for the peer to hang up.
 const HANG_UP_WAIT: Duration = Duration::from_secs(2);
@@ -33,6 +35,30 @@ impl TlsArgs {
     /// Loads the files.
     pub(crate) fn identity(&self) -> Result<TlsIdentity, TlsConfigError> {
         TlsIdentity::from_pem_files(&self.ca, &self.cert, &self.key)
+    }
+}
+
+/// The link options.
+#[derive(Debug, Args)]
+pub(crate) struct LinkArgs {
+    /// How long a silent link counts as alive: a connection that hears nothing from the peer
+    /// for this long is lost (the source then reconnects, see --resume-attempts). Keep-alives
+    /// go every sixth of it. The shorter of the two sides' values applies.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    idle_timeout: Duration,
+}
+
+impl LinkArgs {
+    /// The QUIC settings: the transport's defaults with this idle timeout.
+    pub(crate) fn tuning(&self) -> Result<Tuning, String> {
+        if self.idle_timeout < Duration::from_millis(100) {
+            return Err("--idle-timeout must be at least 100ms".into());
+        }
+        Ok(Tuning {
+            idle_timeout: self.idle_timeout,
+            keep_alive: self.idle_timeout / 6,
+            ..Tuning::default()
+        })
     }
 }
 

@@ -29,12 +29,12 @@ use pagewire_transport::driver::DriverConfig;
 use pagewire_transport::memory::MappedMemory;
 use pagewire_transport::resume::{DriveSetup, serve_destination};
 use pagewire_transport::streams::StreamConfig;
-use pagewire_transport::{ConnectError, Listener, PeerName, Tuning};
+use pagewire_transport::{ConnectError, Listener, PeerName};
 
 use super::CliResult;
 use super::fault_in::TopDownToucher;
 use super::migration_summary::{Side, Summary, Timeline};
-use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
+use super::peer::{Interrupts, LinkArgs, TlsArgs, conclude, migration_id, page_bar};
 use super::units::{parse_duration, parse_size};
 
 /// Page streams a source may open.
@@ -67,12 +67,15 @@ pub(crate) struct RecvArgs {
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     resume_grace: Duration,
     #[command(flatten)]
+    link: LinkArgs,
+    #[command(flatten)]
     tls: TlsArgs,
 }
 
 /// Runs `pagewire recv`.
 pub(crate) fn run(args: RecvArgs) -> CliResult {
     let identity = args.tls.identity()?;
+    let tuning = args.link.tuning()?;
     let page_size = u32::try_from(args.page_size)
         .ok()
         .and_then(|bytes| PageSize::new(bytes).ok())
@@ -97,7 +100,7 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
             args.listen,
             &identity,
             Some(args.client_name.clone()),
-            &Tuning::default(),
+            &tuning,
         )?;
         eprintln!("listening on {}", listener.local_addr()?);
         let mut connection = loop {

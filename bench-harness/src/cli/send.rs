@@ -29,11 +29,11 @@ use pagewire_transport::driver::{DriverConfig, ProbeWindow};
 use pagewire_transport::memory::MappedMemory;
 use pagewire_transport::resume::{DriveSetup, ResumePolicy, drive_source};
 use pagewire_transport::streams::StreamConfig;
-use pagewire_transport::{Dialer, PeerName, RateLimit, Tuning};
+use pagewire_transport::{Dialer, PeerName, RateLimit};
 
 use super::CliResult;
 use super::migration_summary::{Side, Summary, Timeline};
-use super::peer::{Interrupts, TlsArgs, conclude, migration_id, page_bar};
+use super::peer::{Interrupts, LinkArgs, TlsArgs, conclude, migration_id, page_bar};
 use super::units::{parse_duration, parse_size};
 
 /// Pages per page batch.
@@ -95,6 +95,8 @@ pub(crate) struct SendArgs {
     /// The wait before the first reconnection; it doubles after each failed one, up to 8 s.
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     resume_backoff: Duration,
+    #[command(flatten)]
+    link: LinkArgs,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -187,7 +189,7 @@ where
         send_queue_chunks: 2,
         ..StreamConfig::default()
     };
-    let tuning = Tuning::default();
+    let tuning = args.link.tuning()?;
     // Without --rate the encoders assume a fast link until the meter finds otherwise: a
     // small send window until then keeps a slow link from taking 32 MiB of raw pages first.
     let driver_config = DriverConfig {
