@@ -481,3 +481,62 @@ fn a_link_cut_mid_migration_is_resumed_and_delivers_the_final_memory() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Post-copy cannot resume (spec/wire.md §5.3): a link cut after POSTCOPY_BEGIN fails both
+/// sides, and each says what became of the guest, which ran at the destination.
+#[test]
+fn a_link_cut_in_post_copy_fails_both_sides_and_names_the_guests_state() {
+    if let Err(why) = own_loopback() {
+        eprintln!("skipped: cannot cut a loopback of its own: {why}");
+        return;
+    }
+    let dir = scratch("cut-postcopy");
+    let pki = certs(&dir);
+    let trace = trace(&dir);
+    let out = dir.join("received.img");
+    let idle = ["--idle-timeout", "2s"];
+    let receiver = Receiver::start_with(&pki, &out, &idle);
+    // Post-copy suspends at once; at 100 kbit/s the push takes half a minute, and the
+    // stand-in vCPU's faults (served on the unthrottled control stream) about a second.
+    let mut sender = send(&pki, &receiver.address, &trace, "postcopy", "100kbit")
+        .args(idle)
+        .args(["--start", "50ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
+    let line = next_line(&mut sender_stderr);
+    assert!(line.starts_with("migrating to"), "send said {line:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    set_loopback("down").unwrap();
+    let sent = wait(&mut sender);
+    set_loopback("up").unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut sender_stderr, &mut stderr).unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(sender.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let (received, recv_stdout, recv_stderr) = receiver.finish();
+    assert!(
+        !sent && !received,
+        "the migration survived the cut:\n{stdout}\n{recv_stdout}"
+    );
+    let deferred = number_after(&stdout, "post-copy:", "");
+    assert!(deferred > 0, "the cut came before post-copy: {stdout}");
+    assert!(
+        stderr.contains("post-copy failed: the guest has run at the destination"),
+        "send said: {stderr}"
+    );
+    let missing = recv_stderr
+        .split("lacks ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("recv said: {recv_stderr}"));
+    assert!(
+        (1..=deferred).contains(&missing) && recv_stderr.contains(&format!("of its {PAGES} pages")),
+        "recv said: {recv_stderr}"
+    );
+    assert!(!out.exists() && !dir.join("received.img.partial").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}

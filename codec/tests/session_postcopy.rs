@@ -80,6 +80,7 @@ impl FaultingGuest {
                     write(destination.memory_mut(), page);
                 }
                 FaultStatus::Requested => {
+                    assert!(destination.missing_pages().0 > 0);
                     self.requested.push(page);
                     self.waiting = Some(page);
                 }
@@ -125,9 +126,15 @@ fn postcopy_runs_the_guest_early_and_faults_pages_ahead_of_the_push() {
     let mut pair = Pair::new(PairConfig::new("postcopy", 3));
     // The push goes up from page 0; the guest touches pages near the end first.
     let mut guest = FaultingGuest::new(descending(&[191, 190, 150, 120, 64, 2]));
+    assert_eq!(pair.destination.missing_pages().0, 0, "before post-copy");
     run(&mut pair, &mut guest);
     pair.assert_no_errors();
     assert!(pair.destination.activated());
+    assert_eq!(
+        pair.destination.missing_pages().0,
+        0,
+        "every deferred page arrived"
+    );
     assert_eq!(
         guest.next,
         guest.order.len(),

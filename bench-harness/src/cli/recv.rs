@@ -95,6 +95,8 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Post-copy that failed: (deferred pages missing, pages), for the last word.
+    let mut guest_ran = None;
     let outcome = runtime.block_on(async {
         let listener = Listener::bind(
             args.listen,
@@ -179,6 +181,9 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
         };
         print!("{}", Summary::new(&result, total, timeline, side));
         let activated = session.activated();
+        if session.postcopy_running() && !activated {
+            guest_ran = Some((session.missing_pages(), session.memory().page_count()));
+        }
         let memory = session.into_memory().memory;
         match result {
             Ok(()) if activated => Ok(memory),
@@ -193,7 +198,18 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
-        eprintln!("no VM activated; {} not written", args.out.display());
+        match guest_ran {
+            // The spec leaves such a guest to the operator (spec/wire.md §9.2); this
+            // command's stand-in vCPU stops with the migration.
+            Some((missing, pages)) => eprintln!(
+                "post-copy failed: the guest ran here from POSTCOPY_BEGIN and lacks {} of its \
+                 {} pages, which only the source holds; {} not written",
+                missing.0,
+                pages.0,
+                args.out.display()
+            ),
+            None => eprintln!("no VM activated; {} not written", args.out.display()),
+        }
     }
     result
 }

@@ -279,7 +279,14 @@ where
             guest: live.guest().map(LiveGuest::epochs_landed),
             link: live.session().link_estimate(),
         };
+        let postcopy_began = timeline.postcopy.is_some();
         print!("{}", Summary::new(&result, total, timeline, side));
+        if result.is_err() && postcopy_began {
+            eprintln!(
+                "post-copy failed: the guest has run at the destination since POSTCOPY_BEGIN; \
+                 this side holds its memory as of the suspension, which that run has moved past"
+            );
+        }
         if let Some(failure) = live.guest_failure() {
             return Err(failure.to_string().into());
         }

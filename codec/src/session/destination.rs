@@ -20,7 +20,7 @@ use crate::session::postcopy::{FaultError, FaultStatus, PostCopyPages};
 use crate::session::resume::{Interruption, ReceivedPages, resume_fits};
 use crate::session::source::{mandatory, name, send_limits};
 use crate::session::{ConfigError, DestinationConfig, Event, SessionError, StreamId};
-use crate::{ContentHash, PageBitmap, PageNumber};
+use crate::{ContentHash, PageBitmap, PageCount, PageNumber};
 
 /// The destination side of a migration: checks that the source migrates the VM it reserved
 /// for, applies page batches from the control and page streams to a [`DestinationMemory`]
@@ -157,6 +157,12 @@ impl<M: DestinationMemory> DestinationSession<M> {
     /// this stays true, and the embedder decides what to do with a guest that lacks pages.
     pub fn postcopy_running(&self) -> bool {
         self.postcopy.is_some()
+    }
+
+    /// Post-copy: how many deferred pages have not arrived (0 before post-copy). A guest
+    /// that runs here while some are missing cannot go on without the source.
+    pub fn missing_pages(&self) -> PageCount {
+        PageCount(self.postcopy.as_ref().map_or(0, PostCopyPages::missing))
     }
 
     /// Whether `page` is in memory: always before post-copy (pages are applied before the VM
@@ -759,7 +765,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
         self.stats.resumes += 1;
         self.core.emit(Event::Resumed {
             next_iteration,
-            received: crate::PageCount(count),
+            received: PageCount(count),
         });
         Ok(())
     }
@@ -787,7 +793,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
         self.postcopy = Some(PostCopyPages::begin(deferred, &self.memory, max)?);
         self.stats.deferred_pages = count;
         self.core.emit(Event::PostCopyStarted {
-            deferred: crate::PageCount(count),
+            deferred: PageCount(count),
         });
         Ok(())
     }
