@@ -207,7 +207,14 @@ fn check(outcome: &Outcome, strategy: &str) -> u64 {
     let source_stats = source.stats();
     assert!(stats.faults > 0, "{strategy}: no fault: {stats:?}");
     assert_eq!(stats.faults_served, stats.faults);
-    assert_eq!(source_stats.pages_requested, stats.faults);
+    // A faulted page the push delivers before its PAGE_REQUEST goes out is not asked for
+    // (the destination drops it from the request), so the source may count fewer.
+    assert!(
+        (1..=stats.faults).contains(&source_stats.pages_requested),
+        "{strategy}: {} pages requested for {} faults",
+        source_stats.pages_requested,
+        stats.faults
+    );
     assert!(stats.fault_wait_max > Duration::ZERO);
     assert!(stats.fault_wait_total >= stats.fault_wait_max);
     // The first fault, on the page the push would send last, was served out of push order: it
