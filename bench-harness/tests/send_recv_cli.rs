@@ -4,8 +4,9 @@
 //! epochs the live guest wrote before suspension) and a sent `--image` file is left as it was;
 //! a receiver with another CA is refused with a clear message, Ctrl-C on the source aborts
 //! with the reason shown on both sides and no file written, and a link cut for longer than
-//! the idle timeout mid-migration is resumed once it is back (where the test may make a
-//! network namespace of its own).
+//! the idle timeout mid-migration (pre-copy or post-copy) is resumed once it is back, or
+//! without resumption fails both sides of a post-copy with the guest's state named (where the
+//! test may make a network namespace of its own).
 
 mod common;
 
@@ -482,17 +483,27 @@ fn a_link_cut_mid_migration_is_resumed_and_delivers_the_final_memory() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Post-copy cannot resume (spec/wire.md §5.3): a link cut after POSTCOPY_BEGIN fails both
-/// sides, and each says what became of the guest, which ran at the destination.
-#[test]
-fn a_link_cut_in_post_copy_fails_both_sides_and_names_the_guests_state() {
+/// What a post-copy migration whose link was cut came to: send's and recv's success,
+/// stdout and stderr, the pages send deferred, and its guest's epochs written.
+struct CutPostCopy {
+    sent: bool,
+    stdout: String,
+    stderr: String,
+    received: bool,
+    recv_stdout: String,
+    recv_stderr: String,
+    deferred: u64,
+}
+
+/// Migrates with post-copy and takes the loopback down 300 ms into it for `cut`; `send_extra`
+/// goes to send. `None` where the test cannot make a network namespace.
+fn post_copy_with_a_cut(dir: &Path, cut: Duration, send_extra: &[&str]) -> Option<CutPostCopy> {
     if let Err(why) = own_loopback() {
         eprintln!("skipped: cannot cut a loopback of its own: {why}");
-        return;
+        return None;
     }
-    let dir = scratch("cut-postcopy");
-    let pki = certs(&dir);
-    let trace = trace(&dir);
+    let pki = certs(dir);
+    let trace = trace(dir);
     let out = dir.join("received.img");
     let idle = ["--idle-timeout", "2s"];
     let receiver = Receiver::start_with(&pki, &out, &idle);
@@ -500,7 +511,8 @@ fn a_link_cut_in_post_copy_fails_both_sides_and_names_the_guests_state() {
     // stand-in vCPU's faults (served on the unthrottled control stream) about a second.
     let mut sender = send(&pki, &receiver.address, &trace, "postcopy", "100kbit")
         .args(idle)
-        .args(["--start", "50ms"])
+        .args(["--start", "50ms", "--resume-backoff", "200ms"])
+        .args(send_extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -508,35 +520,94 @@ fn a_link_cut_in_post_copy_fails_both_sides_and_names_the_guests_state() {
     let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
     let line = next_line(&mut sender_stderr);
     assert!(line.starts_with("migrating to"), "send said {line:?}");
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut sender_stderr, &mut rest).unwrap();
+        rest
+    });
     std::thread::sleep(Duration::from_millis(300));
     set_loopback("down").unwrap();
-    let sent = wait(&mut sender);
+    std::thread::sleep(cut);
     set_loopback("up").unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut sender_stderr, &mut stderr).unwrap();
+    let sent = wait(&mut sender);
+    let stderr = stderr.join().unwrap();
     let mut stdout = String::new();
     std::io::Read::read_to_string(sender.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     let (received, recv_stdout, recv_stderr) = receiver.finish();
-    assert!(
-        !sent && !received,
-        "the migration survived the cut:\n{stdout}\n{recv_stdout}"
-    );
     let deferred = number_after(&stdout, "post-copy:", "");
     assert!(deferred > 0, "the cut came before post-copy: {stdout}");
+    Some(CutPostCopy {
+        sent,
+        stdout,
+        stderr,
+        received,
+        recv_stdout,
+        recv_stderr,
+        deferred,
+    })
+}
+
+/// Post-copy resumes too: the guest ran at the destination, which reports every page it
+/// holds, and the source sends the deferred pages still missing.
+#[test]
+fn a_link_cut_in_post_copy_is_resumed_and_delivers_the_memory() {
+    let dir = scratch("cut-postcopy");
+    let Some(run) = post_copy_with_a_cut(&dir, Duration::from_secs(5), &[]) else {
+        return;
+    };
+    assert!(run.sent, "send failed: {}", run.stderr);
+    assert!(run.received, "recv failed: {}", run.recv_stderr);
+    for summary in [&run.stdout, &run.recv_stdout] {
+        assert!(summary.contains("Migration status: completed"), "{summary}");
+        assert!(
+            number_after(summary, "resumed after a dropped link: ", "") >= 1,
+            "no resumption: {summary}"
+        );
+    }
+    // recv's stand-in vCPU writes nothing: the file is the source's memory at suspension.
+    let landed = number_after(&run.stdout, "guest: ", "");
     assert!(
-        stderr.contains("post-copy failed: the guest has run at the destination"),
-        "send said: {stderr}"
+        std::fs::read(dir.join("received.img")).unwrap()
+            == image_after(&dir.join("guest.trace"), landed),
+        "the received memory differs from the source's"
     );
-    let missing = recv_stderr
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Without resumption a link cut after POSTCOPY_BEGIN fails both sides, and each says what
+/// became of the guest, which ran at the destination.
+#[test]
+fn a_link_cut_in_post_copy_without_resumption_names_the_guests_state() {
+    let dir = scratch("cut-postcopy-final");
+    let Some(run) = post_copy_with_a_cut(&dir, Duration::from_secs(3), &["--resume-attempts", "0"])
+    else {
+        return;
+    };
+    assert!(
+        !run.sent && !run.received,
+        "the migration survived the cut:\n{}\n{}",
+        run.stdout,
+        run.recv_stdout
+    );
+    assert!(
+        run.stderr
+            .contains("post-copy failed: the guest has run at the destination"),
+        "send said: {}",
+        run.stderr
+    );
+    let missing = run
+        .recv_stderr
         .split("lacks ")
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("recv said: {recv_stderr}"));
+        .unwrap_or_else(|| panic!("recv said: {}", run.recv_stderr));
     assert!(
-        (1..=deferred).contains(&missing) && recv_stderr.contains(&format!("of its {PAGES} pages")),
-        "recv said: {recv_stderr}"
+        (1..=run.deferred).contains(&missing)
+            && run.recv_stderr.contains(&format!("of its {PAGES} pages")),
+        "recv said: {}",
+        run.recv_stderr
     );
-    assert!(!out.exists() && !dir.join("received.img.partial").exists());
+    assert!(!dir.join("received.img").exists() && !dir.join("received.img.partial").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -319,6 +319,10 @@ pub enum PeerMisbehaved {
         /// The frame's type.
         frame_type: FrameType,
     },
+    /// The destination resumed into post-copy (its HELLO said its guest runs), but this
+    /// source never sent POSTCOPY_BEGIN.
+    #[error("the destination resumed into post-copy, which this source never began")]
+    PostCopyNotBegun,
     /// A RESUME names an iteration the source never started.
     #[error("resume continues at iteration {next_iteration}, but only {started} were started")]
     ResumeAhead {

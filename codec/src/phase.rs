@@ -10,7 +10,8 @@
 //! ```text
 //!  Hello --S:HELLO--> DestinationHello --D:HELLO--> Reservation
 //!  Reservation --D:RESERVATION(accepted)--> IterativeCopy      (D:RESERVATION(refused) --> Refused)
-//!  Reservation --D:RESUME (resume hello, RESUME feature)--> IterativeCopy
+//!  Reservation --D:RESUME (resume hello, RESUME feature)--> IterativeCopy, or PostCopy
+//!    when the destination's HELLO said its guest runs (POSTCOPY_RUNNING)
 //!  IterativeCopy --S:SUSPEND--> StopAndCopy
 //!  StopAndCopy --S:POSTCOPY_BEGIN (POSTCOPY feature)--> PostCopy
 //!  StopAndCopy | PostCopy --S:COMMIT_DIGEST--> Commit
@@ -183,6 +184,8 @@ pub struct PhaseTracker {
     device_state: Option<(u64, u64)>,
     outstanding_digest: Option<u64>,
     was_postcopy: bool,
+    /// The destination's HELLO answering a resume HELLO said its guest runs (post-copy).
+    resumes_postcopy: bool,
 }
 
 impl Default for PhaseTracker {
@@ -203,6 +206,7 @@ impl PhaseTracker {
             device_state: None,
             outstanding_digest: None,
             was_postcopy: false,
+            resumes_postcopy: false,
         }
     }
 
@@ -269,6 +273,14 @@ impl PhaseTracker {
                 self.require(Features::RESUME, frame_type)?;
                 self.next_iteration = resume.next_iteration;
                 self.phase = Phase::IterativeCopy;
+                if self.resumes_postcopy {
+                    // The guest runs at the destination: post-copy goes on. Its device
+                    // state was delivered before POSTCOPY_BEGIN, on the lost connection.
+                    self.require(Features::POSTCOPY, frame_type)?;
+                    self.was_postcopy = true;
+                    self.device_state = Some((0, 0));
+                    self.phase = Phase::PostCopy;
+                }
             }
             Frame::IterationStart(iteration) => {
                 self.require_closed(frame_type)?;
@@ -375,8 +387,10 @@ impl PhaseTracker {
                 self.source_hello = Some((hello.features, hello.resume));
                 self.phase = Phase::DestinationHello;
             }
-            Some((source_features, _)) => {
+            Some((source_features, resume)) => {
                 self.features = source_features.intersection(hello.features);
+                self.resumes_postcopy =
+                    resume && hello.features.contains(Features::POSTCOPY_RUNNING);
                 self.phase = Phase::Reservation;
             }
         }

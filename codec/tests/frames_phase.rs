@@ -518,6 +518,70 @@ fn resume_continues_the_named_iteration_only_after_a_resume_hello() {
 }
 
 #[test]
+fn a_resume_answered_by_a_running_post_copy_continues_in_post_copy() {
+    let resume = Frame::Resume(Resume {
+        next_iteration: Iteration(3),
+        received: PageBitmap::full(PAGES),
+    });
+    let running = Features::all_known().union(Features::POSTCOPY_RUNNING);
+    let mut tracker = PhaseTracker::new();
+    run(
+        &mut tracker,
+        &[
+            (S, hello(Role::Source, Features::all_known(), true)),
+            (D, hello(Role::Destination, running, false)),
+            (D, resume.clone()),
+        ],
+    );
+    assert_eq!(tracker.phase(), Phase::PostCopy);
+    assert!(!tracker.features().contains(Features::POSTCOPY_RUNNING));
+    // The device state came before POSTCOPY_BEGIN on the lost connection: the digest may
+    // follow the rest of the push, and requests may come meanwhile.
+    run(
+        &mut tracker,
+        &[
+            (S, Frame::IterationStart(Iteration(3))),
+            (
+                D,
+                Frame::PageRequest(PageRequest {
+                    pages: vec![PageNumber(1)],
+                }),
+            ),
+            (S, batch(3, &[(1, 1)])),
+            (S, end(3, 1, 1)),
+            (S, digest()),
+        ],
+    );
+    assert_eq!(tracker.phase(), Phase::Commit);
+
+    // The flag means nothing to a fresh migration, nor without post-copy negotiated.
+    let mut fresh = PhaseTracker::new();
+    run(
+        &mut fresh,
+        &[
+            (S, hello(Role::Source, Features::all_known(), false)),
+            (D, hello(Role::Destination, running, false)),
+            (D, Frame::Reservation(ReservationAnswer::Accepted)),
+        ],
+    );
+    assert_eq!(fresh.phase(), Phase::IterativeCopy);
+    let mut no_postcopy = PhaseTracker::new();
+    run(
+        &mut no_postcopy,
+        &[
+            (S, hello(Role::Source, Features::RESUME, true)),
+            (D, hello(Role::Destination, running, false)),
+        ],
+    );
+    assert_eq!(
+        no_postcopy.on_frame(D, &resume),
+        Err(PeerMisbehaved::FeatureNotNegotiated {
+            frame_type: FrameType::RESUME
+        })
+    );
+}
+
+#[test]
 fn received_bitmaps_travel_only_inside_resume() {
     let mut tracker = at(Phase::IterativeCopy);
     run(&mut tracker, &[(S, Frame::IterationStart(Iteration(0)))]);

@@ -67,6 +67,28 @@ fn drop_link(pair: &mut Pair) {
     assert_eq!(pair.destination.phase(), Phase::Hello);
 }
 
+/// A resumable pair run until the source asks for the guest's suspension, which the test
+/// then does itself ([`suspend`]).
+fn suspension_requested(strategy: &str) -> Pair {
+    let mut pair = resumable_pair(strategy);
+    pair.auto_suspend = false;
+    step_until(&mut pair, |pair| {
+        pair.source_events.contains(&Event::SuspendRequested)
+    });
+    pair
+}
+
+/// The driver suspends the guest: no more writes, and the device state to the source.
+fn suspend(pair: &mut Pair) {
+    pair.suspended = true;
+    pair.source
+        .suspended(
+            pair.now,
+            bytes::Bytes::from_static(session_support::DEVICE_STATE),
+        )
+        .unwrap();
+}
+
 /// The migration ends as one without a dropped link would: activated, identical memory,
 /// one agreeing commit, and one resume on each side.
 fn assert_completed_after_resume(pair: &Pair) {
@@ -152,21 +174,11 @@ fn resume_in_stop_and_copy_sends_the_rest_and_the_device_state_again() {
 
 #[test]
 fn a_suspension_while_the_link_is_down_is_carried_into_the_resume() {
-    let mut pair = resumable_pair("precopy");
-    pair.auto_suspend = false;
-    step_until(&mut pair, |pair| {
-        pair.source_events.contains(&Event::SuspendRequested)
-    });
+    let mut pair = suspension_requested("precopy");
     drop_link(&mut pair);
     // The driver suspends the guest while the link is down; its last writes come first.
     pair.guest.step(&mut pair.source);
-    pair.suspended = true;
-    pair.source
-        .suspended(
-            pair.now,
-            bytes::Bytes::from_static(session_support::DEVICE_STATE),
-        )
-        .unwrap();
+    suspend(&mut pair);
     assert!(pair.source.is_interrupted());
     pair.source.resume(pair.now).unwrap();
     pair.run();
@@ -182,11 +194,7 @@ fn a_suspension_while_the_link_is_down_is_carried_into_the_resume() {
 
 #[test]
 fn a_resume_before_the_driver_suspends_still_asks_for_the_suspension() {
-    let mut pair = resumable_pair("precopy");
-    pair.auto_suspend = false;
-    step_until(&mut pair, |pair| {
-        pair.source_events.contains(&Event::SuspendRequested)
-    });
+    let mut pair = suspension_requested("precopy");
     drop_link(&mut pair);
     pair.source.resume(pair.now).unwrap();
     for _ in 0..10 {
@@ -194,13 +202,7 @@ fn a_resume_before_the_driver_suspends_still_asks_for_the_suspension() {
     }
     assert_eq!(pair.source.phase(), Phase::IterativeCopy);
     pair.auto_suspend = true;
-    pair.suspended = true;
-    pair.source
-        .suspended(
-            pair.now,
-            bytes::Bytes::from_static(session_support::DEVICE_STATE),
-        )
-        .unwrap();
+    suspend(&mut pair);
     pair.run();
     assert_completed_after_resume(&pair);
 }
@@ -427,4 +429,91 @@ fn a_link_that_drops_again_during_the_resume_is_resumed_once_more() {
     assert_eq!(pair.source.stats().resumes, 1);
     assert_eq!(pair.destination.stats().resumes, 2);
     assert_eq!(pair.source.stats().commit_mismatches, 0);
+}
+
+/// Post-copy resumes too: the destination's guest runs, so it reports every page it holds
+/// and the source sends exactly the deferred pages still missing, each once.
+#[test]
+fn resume_in_post_copy_sends_only_the_deferred_pages_the_destination_lacks() {
+    let mut pair = resumable_pair("postcopy");
+    step_until(&mut pair, |pair| {
+        pair.destination.postcopy_running() && pair.destination.stats().pages >= 40
+    });
+    let missing = pair.destination.missing_pages();
+    assert!(missing.0 > 0, "the push ended before the link dropped");
+    drop_link(&mut pair);
+    // The guest at the destination waits on its faults meanwhile; none is asked for yet.
+    pair.source.resume(pair.now).unwrap();
+    pair.run();
+    assert_completed_after_resume(&pair);
+    let (_, received) = resumed_at(&pair.destination_events);
+    assert_eq!(received.0, PAGE_COUNT.0 - missing.0);
+    assert_eq!(pair.source.stats().resent_after_resume, missing.0);
+    let destination = pair.destination.stats();
+    // Every page was deferred, and each arrived exactly once (a second copy would have been
+    // refused as a page not awaited).
+    assert_eq!(destination.deferred_pages, PAGE_COUNT.0);
+    assert_eq!(destination.pages, PAGE_COUNT.0);
+    assert_eq!(pair.destination.missing_pages().0, 0);
+    for events in [&pair.source_events, &pair.destination_events] {
+        assert_eq!(
+            count(events, |e| matches!(e, Event::PostCopyStarted { .. })),
+            1
+        );
+    }
+}
+
+/// A link lost once every deferred page arrived, with the commit digest lost in flight (or
+/// not yet sent): the resumed post-copy has nothing left to push, and the digest goes again.
+#[test]
+fn a_link_lost_after_the_last_deferred_page_resumes_to_the_commit() {
+    let mut pair = resumable_pair("postcopy");
+    step_until(&mut pair, |pair| pair.destination.postcopy_running());
+    assert!(pair.destination.missing_pages().0 > 0);
+    // The rest of the push arrives; what the source writes on the control stream from now
+    // on (ITERATION_END, COMMIT_DIGEST) is lost with the link.
+    let now = pair.now;
+    let streams: Vec<StreamId> = pair.source.streams().collect();
+    while pair.destination.missing_pages().0 > 0 || pair.source.phase() != Phase::Commit {
+        for &stream in &streams {
+            let Some(bytes) = pair.source.poll_transmit(now, stream, 4096) else {
+                continue;
+            };
+            if !stream.is_control() {
+                pair.destination
+                    .handle_stream_data(now, stream, &bytes)
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(pair.destination.phase(), Phase::PostCopy);
+    drop_link(&mut pair);
+    pair.source.resume(pair.now).unwrap();
+    pair.run();
+    assert_completed_after_resume(&pair);
+    assert_eq!(pair.source.stats().resent_after_resume, 0);
+    assert_eq!(pair.destination.stats().pages, PAGE_COUNT.0);
+}
+
+/// POSTCOPY_BEGIN lost with the link: the destination never ran the guest, so its HELLO does
+/// not say post-copy runs there, and the source sends every deferred page in a stop-and-copy
+/// instead (the guest stays suspended at the source).
+#[test]
+fn a_post_copy_begin_lost_with_the_link_ends_in_stop_and_copy() {
+    let mut pair = suspension_requested("postcopy");
+    suspend(&mut pair);
+    assert_eq!(pair.source.phase(), Phase::PostCopy);
+    drop_link(&mut pair);
+    assert!(!pair.destination.postcopy_running());
+    pair.source.resume(pair.now).unwrap();
+    pair.run();
+    assert_completed_after_resume(&pair);
+    assert_eq!(
+        count(&pair.destination_events, |e| matches!(
+            e,
+            Event::PostCopyStarted { .. }
+        )),
+        0
+    );
+    assert!(!pair.destination.postcopy_running());
 }

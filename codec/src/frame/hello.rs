@@ -46,6 +46,11 @@ impl Features {
     pub const MIRROR: Features = Features(1 << 1);
     /// Resume: an interrupted migration can continue on a new connection (RESUME).
     pub const RESUME: Features = Features(1 << 2);
+    /// Not a capability but a state, meaningful only in a destination's HELLO answering a
+    /// resume HELLO: the kept migration is in post-copy (the destination processed
+    /// POSTCOPY_BEGIN and runs the guest), so it resumes into PostCopy. Ignored elsewhere;
+    /// never part of the negotiated features.
+    pub const POSTCOPY_RUNNING: Features = Features(1 << 3);
 
     /// No features.
     pub fn empty() -> Features {

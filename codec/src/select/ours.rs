@@ -73,7 +73,8 @@
 //!   Post-copy is chosen only if that predicted stall is under half the stop-and-copy
 //!   transfer: a post-copy guest also faults on reads, which no dirty log shows (and the
 //!   simulator does not model), and cannot fall back to the source if the link fails during
-//!   the push, so it has to win clearly. Off by default (`post-copy=true` turns it on; see
+//!   the push (it stalls on every missing page until the link is back), so it has to win
+//!   clearly. Off by default (`post-copy=true` turns it on; see
 //!   [`OursParams::post_copy`] for why).
 //!   A sequential writer that outruns the link is the case this is for: its stale pages were
 //!   just written and are not due again until the sweep comes round.
@@ -148,10 +149,11 @@ pub struct OursParams {
     /// Rounds without progress before stopping (`patience`, 3; 0: never stop for that).
     pub patience: u32,
     /// End with post-copy when the interval estimates predict it stalls the guest less than
-    /// stop-and-copy would (`post-copy`, false: always stop-and-copy). Off by default: a
-    /// post-copy guest is lost if the link fails before the push ends (neither side holds all
-    /// of its memory, and resuming a dropped migration is not built yet), a risk the default
-    /// of `pagewire send` should not take for the milliseconds it saves on the traces.
+    /// stop-and-copy would (`post-copy`, false: always stop-and-copy). Off by default: if the
+    /// link fails before the push ends, a post-copy guest stalls on every missing page until
+    /// the migration resumes, and is lost if it cannot (neither side holds all of its
+    /// memory), a risk the default of `pagewire send` should not take for the milliseconds it
+    /// saves on the traces.
     pub post_copy: bool,
     /// Pre-copy limits (defaults: 29 rounds, 3x memory, no page-count or downtime target).
     pub limits: Limits,

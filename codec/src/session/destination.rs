@@ -273,7 +273,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
 
     /// The connection is gone. Before the migration is over, that aborts it, unless the
     /// resume feature is in use and the phase allows a resume (iterative copy, stop-and-copy,
-    /// commit before an agreeing answer; not post-copy): then the migration is kept
+    /// post-copy, commit before an agreeing answer): then the migration is kept
     /// ([`Event::ConnectionInterrupted`], [`DestinationSession::is_interrupted`]), `Ok` is
     /// returned, and the session waits for the source's resume HELLO on a new connection (feed
     /// its streams as usual), for at most [`DestinationConfig::resume_grace`]
@@ -308,10 +308,9 @@ impl<M: DestinationMemory> DestinationSession<M> {
         let phase = self.core.phase();
         let resumable_phase = matches!(
             phase,
-            Phase::IterativeCopy | Phase::StopAndCopy | Phase::Commit
+            Phase::IterativeCopy | Phase::StopAndCopy | Phase::PostCopy | Phase::Commit
         );
         (self.received.is_some()
-            && self.postcopy.is_none()
             && resumable_phase
             && self.core.tracker().features().contains(Features::RESUME))
         .then(|| self.open.unwrap_or(self.core.tracker().next_iteration()))
@@ -332,6 +331,9 @@ impl<M: DestinationMemory> DestinationSession<M> {
         self.deferred = None;
         if let Some(received) = &mut self.received {
             received.interrupted();
+        }
+        if let Some(postcopy) = &mut self.postcopy {
+            postcopy.request_again();
         }
         self.receive_limits = self.config.limits;
         self.core.reconnect(self.config.limits);
@@ -427,7 +429,9 @@ impl<M: DestinationMemory> DestinationSession<M> {
         let Some(postcopy) = &mut self.postcopy else {
             return Ok(());
         };
-        if self.core.is_over() {
+        // Not while the link is down or the hellos of a resume run: the faults wait for
+        // the resumed post-copy.
+        if self.core.is_over() || !matches!(self.core.phase(), Phase::PostCopy | Phase::Commit) {
             return Ok(());
         }
         let pages = postcopy.take_unsent();
@@ -695,6 +699,11 @@ impl<M: DestinationMemory> DestinationSession<M> {
         if self.config.resume && resume_fits(source.page_count, source.max_frame_payload) {
             ours.features = ours.features.union(Features::RESUME);
         }
+        // Answering a resume of a migration whose guest runs here: the source must go on
+        // with post-copy, whatever it knows of POSTCOPY_BEGIN's fate.
+        if source.resume && self.interruption.is_some() && self.postcopy.is_some() {
+            ours.features = ours.features.union(Features::POSTCOPY_RUNNING);
+        }
         ours.max_frame_payload = self
             .config
             .limits
@@ -753,10 +762,13 @@ impl<M: DestinationMemory> DestinationSession<M> {
     /// sends again what the destination does not hold from completed iterations.
     fn send_resume(&mut self, next_iteration: Iteration) -> Result<(), SessionError> {
         let page_count = self.memory.page_count();
-        let received = self
-            .received
-            .as_ref()
-            .map_or_else(|| PageBitmap::new(page_count), |r| r.held().clone());
+        let received = match (&self.postcopy, &self.received) {
+            // Post-copy: the guest may have written any page it holds, so every page here
+            // counts, whichever iteration brought it.
+            (Some(postcopy), _) => postcopy.held(),
+            (None, Some(received)) => received.held().clone(),
+            (None, None) => PageBitmap::new(page_count),
+        };
         let count = received.count();
         self.core.send(Frame::Resume(Resume {
             next_iteration,

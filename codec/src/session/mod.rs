@@ -49,13 +49,16 @@
 //!   After POSTCOPY_BEGIN the source makes no dedup references: it no longer knows what any
 //!   destination page holds.
 //! - **Resume** (`resume` in both configs; spec/wire.md §5.3): when the connection is lost in
-//!   iterative copy, stop-and-copy or commit, `handle_connection_lost` keeps the migration and
+//!   iterative copy, stop-and-copy, post-copy or commit, `handle_connection_lost` keeps the
+//!   migration and
 //!   returns `Ok` ([`Event::ConnectionInterrupted`]; `is_interrupted()`). The source driver
 //!   reconnects and calls [`SourceSession::resume`] on each new connection before feeding it;
 //!   the destination driver feeds the new connection's streams to the same session, which
 //!   answers the resume HELLO with RESUME, until its grace period (`poll_timeout`) ends. Both
 //!   report [`Event::Resumed`]; the source sends again what the destination lacks, with empty
-//!   caches. Which peer may resume is the transport's to check.
+//!   caches. In post-copy the destination's guest keeps running (its faults wait for the
+//!   resume), and only the deferred pages it lacks are sent. Which peer may resume is the
+//!   transport's to check.
 //! - **End**: when `is_closed()` is true, every byte is out: finish the streams and close.
 //!   A destination runs the VM only if [`DestinationSession::activated`] is true.
 //!

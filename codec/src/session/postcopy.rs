@@ -144,6 +144,20 @@ impl PostCopyPages {
         pages
     }
 
+    /// The pages in memory as the source sent them or as the guest wrote them: every page
+    /// but the deferred ones still missing (what a RESUME in post-copy reports as received).
+    pub(crate) fn held(&self) -> PageBitmap {
+        let mut held = PageBitmap::full(self.missing.page_count());
+        held.subtract(&self.missing);
+        held
+    }
+
+    /// The link dropped: the requests in flight may be lost with it, so every page still
+    /// awaited is asked for again on the new connection.
+    pub(crate) fn request_again(&mut self) {
+        self.unsent = self.outstanding.keys().copied().collect();
+    }
+
     /// Checks that every page `records` cover is a deferred page still missing: anything else
     /// would overwrite memory the guest may have written.
     pub(crate) fn check(&self, records: &[PageRecord]) -> Result<(), PeerMisbehaved> {

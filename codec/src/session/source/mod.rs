@@ -56,6 +56,9 @@ pub struct SourceSession<M: SourceMemory> {
     requested: Vec<VecDeque<PageNumber>>,
     /// POSTCOPY_BEGIN is sent.
     postcopy: bool,
+    /// Post-copy: the pages deferred at POSTCOPY_BEGIN (after a resume in post-copy, the
+    /// destination's received set says which of them it still lacks).
+    deferred: Option<PageBitmap>,
     dirty: PageBitmap,
     costs: ResendCosts,
     stage: Stage,
@@ -155,6 +158,10 @@ enum ResumePoint {
     AwaitSuspend,
     /// The guest is suspended: SUSPEND, the remaining pages, the device state, the commit.
     Suspended,
+    /// POSTCOPY_BEGIN is sent: the deferred pages the destination lacks, then the commit
+    /// digest; or, if the destination never processed POSTCOPY_BEGIN (its HELLO does not say
+    /// its guest runs), as [`ResumePoint::Suspended`] with every deferred page.
+    PostCopy,
 }
 
 /// How the live rounds end.
@@ -302,6 +309,7 @@ impl<M: SourceMemory> SourceSession<M> {
             pending: (0..streams).map(|_| VecDeque::new()).collect(),
             requested: (0..streams).map(|_| VecDeque::new()).collect(),
             postcopy: false,
+            deferred: None,
             dirty: PageBitmap::new(page_count),
             costs: ResendCosts {
                 bytes: cost_bytes,
@@ -482,6 +490,7 @@ impl<M: SourceMemory> SourceSession<M> {
     /// iteration that carries the rest.
     fn begin_postcopy(&mut self, deferred: PageBitmap) -> Result<(), SessionError> {
         let count = deferred.count();
+        self.deferred = Some(deferred.clone());
         self.core.send(Frame::Bitmap(BitmapFrame {
             kind: BitmapKind::Deferred,
             pages: deferred,
@@ -512,13 +521,20 @@ impl<M: SourceMemory> SourceSession<M> {
         for &page in &request.pages {
             let index = self.affinity.index_of(page);
             let queued = &mut self.pending[index];
-            let ahead = match self.strategy.on_fault(page) {
-                FaultAction::SendNow => true,
-                FaultAction::AlreadySent => match queued.iter().position(|p| *p == page) {
+            let handed_out = match &mut self.stage {
+                // After a resume the push is a fixed set, not the strategy's: a page the set
+                // has not handed out yet leaves it.
+                Stage::Transfer(Transfer {
+                    feed: Feed::Set { pages, next },
+                    ..
+                }) => page < *next || !pages.remove(page),
+                _ => self.strategy.on_fault(page) == FaultAction::AlreadySent,
+            };
+            let ahead = !handed_out
+                || match queued.iter().position(|p| *p == page) {
                     Some(at) => queued.remove(at).is_some(),
                     None => false,
-                },
-            };
+                };
             if ahead {
                 self.requested[index].push_back(page);
                 self.stats.requested_sent += 1;
@@ -570,7 +586,8 @@ impl<M: SourceMemory> SourceSession<M> {
 
     /// The connection is gone. Before the migration is over, that aborts it, unless the
     /// resume feature is in use and the migration is at a point it can resume from (after
-    /// the reservation, before post-copy and before ACTIVATE): then the migration is kept
+    /// the reservation and before ACTIVATE, but not between the strategy's choice of
+    /// post-copy and the guest's suspension): then the migration is kept
     /// ([`Event::ConnectionInterrupted`], [`SourceSession::is_interrupted`]), `Ok` is
     /// returned, and the driver reconnects and calls [`SourceSession::resume`]. A loss
     /// during the hellos of a resume keeps it interrupted likewise.
@@ -621,9 +638,8 @@ impl<M: SourceMemory> SourceSession<M> {
 
     /// What to keep of the migration if the link drops now, or `None` if it cannot resume.
     fn interruption(&mut self) -> Option<Interruption> {
-        let resumable = self.sent.is_some()
-            && !self.postcopy
-            && self.core.tracker().features().contains(Features::RESUME);
+        let resumable =
+            self.sent.is_some() && self.core.tracker().features().contains(Features::RESUME);
         let point = match &self.stage {
             _ if !resumable => return None,
             Stage::Transfer(transfer) => match transfer.purpose {
@@ -632,9 +648,10 @@ impl<M: SourceMemory> SourceSession<M> {
                 },
                 Purpose::Recovery { round_continues } => ResumePoint::Live { round_continues },
                 Purpose::StopAndCopy | Purpose::Resend => ResumePoint::Suspended,
-                Purpose::PostCopy => return None,
+                Purpose::PostCopy => ResumePoint::PostCopy,
             },
             Stage::AwaitSuspend(_, Ending::StopAndCopy) => ResumePoint::AwaitSuspend,
+            Stage::AwaitAnswer if self.postcopy => ResumePoint::PostCopy,
             Stage::AwaitAnswer => ResumePoint::Suspended,
             Stage::AwaitSuspend(_, Ending::PostCopy)
             | Stage::Greeting
@@ -703,9 +720,33 @@ impl<M: SourceMemory> SourceSession<M> {
                 .into(),
             ));
         }
+        let guest_runs_there = self.core.phase() == Phase::PostCopy;
+        if guest_runs_there && interruption.point != ResumePoint::PostCopy {
+            return Err(SessionError::Wire(
+                crate::error::PeerMisbehaved::PostCopyNotBegun.into(),
+            ));
+        }
         let mut pages = interruption.carried;
-        if let Some(sent) = &self.sent {
+        if guest_runs_there {
+            // Exactly the deferred pages it lacks: any other page there may hold the guest's
+            // writes (§9.2).
+            pages = self
+                .deferred
+                .clone()
+                .unwrap_or_else(|| PageBitmap::new(page_count));
+            pages.subtract(&resume.received);
+        } else if let Some(sent) = &self.sent {
             sent.to_resend(resume.next_iteration, &resume.received, &mut pages);
+        }
+        let mut point = interruption.point;
+        if point == ResumePoint::PostCopy && !guest_runs_there {
+            // POSTCOPY_BEGIN was lost with the link: the guest never ran there. It stays
+            // suspended here, and the pages it deferred go in a stop-and-copy.
+            if let Some(deferred) = self.deferred.take() {
+                pages.union_with(&deferred);
+            }
+            self.postcopy = false;
+            point = ResumePoint::Suspended;
         }
         // The destination may hold other versions than the ones last sent (§5.3).
         self.encoders.iter_mut().for_each(Encoder::forget_all);
@@ -719,7 +760,8 @@ impl<M: SourceMemory> SourceSession<M> {
             pages,
             next: PageNumber(0),
         };
-        match interruption.point {
+        match point {
+            ResumePoint::PostCopy => self.start_transfer(feed, Purpose::PostCopy),
             ResumePoint::Live { round_continues } => {
                 self.start_transfer(feed, Purpose::Recovery { round_continues })
             }
@@ -899,6 +941,10 @@ impl<M: SourceMemory> SourceSession<M> {
                 .map(|_| Encoder::new(config))
                 .collect::<Result<_, _>>()
                 .map_err(|_| SessionError::Unsupported("an encoder configuration"))?;
+        }
+        if self.postcopy {
+            // A resume in post-copy: still no dedup references (§9.2).
+            self.encoders.iter_mut().for_each(Encoder::stop_dedup);
         }
         if negotiated.features.contains(Features::RESUME) && self.sent.is_none() {
             self.sent = Some(SentPages::new(negotiated.page_count)?);
