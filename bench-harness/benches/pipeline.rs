@@ -11,8 +11,9 @@
 //! black holes detected (quinn fell back to 1200-byte datagrams).
 //!
 //! Cases:
-//! - `raw quinn`: the client writes the same 64 KiB buffer on one unidirectional stream until
-//!   the volume is moved; no pages, no encoding. Its page rate is its bytes per second / 4096.
+//! - `raw quinn`: the client writes a buffer of the whole volume, filled before the clock
+//!   starts, on one unidirectional stream in 64 KiB writes; no pages, no encoding. Its page
+//!   rate is its bytes per second / 4096.
 //! - `incompressible`: an idle guest of random bytes migrated with precopy (one pass), the
 //!   encoder weighing CPU against bytes as `pagewire send` does; every page goes raw. Target: at least 80% of raw quinn's
 //!   bytes per second. The destination writes into memory the kernel has not backed yet, so
@@ -45,24 +46,33 @@
 //! named (`src-driver`, `src-connection`, `dst-driver`, `dst-connection`) for profilers.
 //!
 //! Last measured with `cargo bench -p pagewire-bench --bench pipeline` (256 MiB, 3 runs per
-//! case) at `b8aa4b4` on a quiet machine (load 0.6-0.7, nothing else running, the memory
-//! probe reading 9.7-10.7 GB/s around every case). A run minutes earlier gave the first case
-//! 0.24× (0.13-0.24) and the others within 0.07× of these:
+//! case) on a quiet machine (load 1.0-1.2, nothing else running, the memory probe reading
+//! 9-13 GB/s around every case), once the raw case moved a buffer of the whole volume:
 //!
 //! | case | vs raw quinn, median (low-high) | src / dst CPU s/GB | wire MiB |
 //! |---|---|---|---|
-//! | raw quinn, 1 stream (2.73 GB/s this run) | 1.00× | 0.31 / 0.35 | 256.0 |
-//! | incompressible 256 MiB ×3 | 0.12× (0.09-0.16) | 1.77 / 3.12 | 768.4 |
-//! | same, destination memory populated first | 0.23× (0.19-0.29) | 1.63 / 0.90 | 768.4 |
-//! | python-dict ×3, as `pagewire send` | 0.35× (0.33-0.36) | 1.05 / 0.52 | 92.7 |
-//! | python-dict ×3, smallest bytes | 0.09× (0.09-0.09) | 4.09 / 0.44 | 21.1 |
-//! | redis ×3, as `pagewire send` | 0.33× (0.26-0.36) | 1.14 / 0.48 | 38.2 |
-//! | redis ×3, smallest bytes | 0.06× (0.06-0.06) | 5.80 / 0.77 | 14.9 |
-//! | sqlite ×3, as `pagewire send` | 0.34× (0.29-0.42) | 1.00 / 0.40 | 25.9 |
-//! | sqlite ×3, smallest bytes | 0.06× (0.06-0.06) | 5.78 / 0.70 | 10.2 |
+//! | raw quinn, 1 stream (2.08 GB/s this run) | 1.00× | 0.44 / 0.44 | 256.0 |
+//! | incompressible 256 MiB ×3 | 0.32× (0.31-0.34) | 1.22 / 1.20 | 768.4 |
+//! | same, destination memory populated first | 0.40× (0.33-0.47) | 1.22 / 0.91 | 768.4 |
+//! | python-dict ×3, as `pagewire send` | 0.40× (0.35-0.40) | 1.19 / 0.59 | 92.7 |
+//! | python-dict ×3, smallest bytes | 0.10× (0.10-0.11) | 4.25 / 0.47 | 21.1 |
+//! | redis ×3, as `pagewire send` | 0.40× (0.38-0.43) | 1.04 / 0.54 | 38.2 |
+//! | redis ×3, smallest bytes | 0.07× (0.07-0.07) | 6.29 / 0.84 | 14.9 |
+//! | sqlite ×3, as `pagewire send` | 0.51× (0.44-0.51) | 0.99 / 0.46 | 25.9 |
+//! | sqlite ×3, smallest bytes | 0.07× (0.07-0.07) | 6.00 / 0.75 | 10.2 |
 //!
-//! Four more runs of the populated case (4 runs each, `PAGEWIRE_BENCH_REPEAT=4 ... -- "dst
-//! touched"`), alternating the source's 1 MiB probe send window with none, gave 0.25× and
+//! The raw case used to write one 64 KiB buffer over and over, which stays in the cache; a
+//! migration reads every page from memory once. Alternating the two in one session (populated
+//! case, 3 runs each, twice): raw quinn moved 2.33-2.49 GB/s at 0.31 sender CPU s/GB from the
+//! cache and 2.18 GB/s at 0.46 from memory, and the migration's median ratio went from
+//! 0.27-0.29× to 0.35-0.36× with no change to the migration itself. An earlier run of the
+//! whole bench against the cached yardstick, the same day at load 0.6-0.7, gave
+//! 0.12× / 0.23× / 0.35× / 0.33× / 0.34× for the first, second and three `pagewire send` rows:
+//! the fresh destination's first touches (below) swing most from run to run.
+//!
+//! Four more runs of the populated case against the cached yardstick (4 runs each,
+//! `PAGEWIRE_BENCH_REPEAT=4 ... -- "dst touched"`), alternating the source's 1 MiB probe send
+//! window with none, gave 0.25× and
 //! 0.30× with it, 0.23× and 0.26× without: the probe costs a fast link nothing measurable.
 //! That case lost 1 000-2 400 packets per four runs (the destination's socket buffer
 //! overflows while its driver thread holds the core), with 9-17 congestion events.
@@ -74,7 +84,12 @@
 //! (`PageCache::insert`, 5% of all samples; a fixed cost per migration, large against a
 //! 256 MiB guest). With destination memory populated first, the source's driver is the
 //! busiest thread (17% of samples, against 14-15% for each side's QUIC thread): fresh memory
-//! for the cache, then xxh3 (the dedup hash), then copies.
+//! for the cache, then xxh3 (the dedup hash), then copies. In a later profile of that case
+//! xxh3 took 41% of the source driver's samples: it is the first full read of each page from
+//! memory (the zero check stops at the first non-zero bytes). The `twox-hash` crate's
+//! runtime-dispatched AVX2 XXH3-128, same output, hashed cached pages 1.33× faster than
+//! `xxhash-rust` (33 against 25 GB/s in a scratch comparison), not enough to matter where the
+//! read from memory is the cost.
 //!
 //! Weighing CPU against bytes (as `pagewire send` does) cut the source's CPU per GB moved
 //! 3.9-5.8× on the three traces and raised their paired page rate 3.9-5.7×, for 2.5-4.4× the
@@ -91,11 +106,12 @@
 //!   (the record's payload), then into the outbox (the frame); the destination copies it from
 //!   quinn's chunks into its frame decoder's buffer (a frame spans many chunks), then into
 //!   guest memory, and each side hashes all memory once more for the commit digest.
-//! - Raw quinn keeps both cores busy (1.8 of 2) at 0.7 CPU s/GB for both sides together, so
-//!   on this machine a pipeline whose two sides share the same two cores reaches 0.8× only if
-//!   everything it adds to QUIC (select, hash, encode, copy, decode, write, digest) costs both
-//!   sides together under 0.2 s/GB: about one pass over the memory per side at this
-//!   machine's 10 GB/s. The copies named above are four passes, the hashes three.
+//! - Raw quinn keeps both cores busy (1.8 of 2) at 0.9 CPU s/GB for both sides together
+//!   (from memory), so on this machine a pipeline whose two sides share the same two cores
+//!   reaches 0.8× only if everything it adds to QUIC (select, hash, encode, copy, decode,
+//!   write, digest) costs both sides together under about 0.25 s/GB: a pass or two over the
+//!   memory at this machine's 10 GB/s. The copies named above are four passes, the hashes
+//!   three (the first read of a page, by the dedup hash, is the one raw quinn also pays).
 //! - On a loaded host the same migration's CPU per GB swings 3-5× from run to run (the git
 //!   history of this file has such runs, with raw quinn itself at 0.06-0.4 GB/s): compare
 //!   cases only when their `read GB/s` columns are alike and fast.
@@ -459,16 +475,21 @@ impl MemoryProbe {
     }
 }
 
+/// Raw quinn moving `total` bytes of memory: a buffer that size, written before the clock
+/// starts, sent once in 64 KiB writes. A migration reads every page from memory once, so the
+/// yardstick does too; a 64 KiB buffer sent over and over stays in the cache (measured: raw
+/// quinn 7-14% faster that way, at 0.31 instead of 0.46 CPU s/GB on the sending side).
 fn raw_quinn(pki: &Pki, total: u64) -> Row {
+    let len = usize::try_from(total).expect("the raw volume fits memory");
+    let memory = Bytes::from(vec![0xa5u8; len]);
     let (client, server) = run_pair(
         pki,
         move |connection| async move {
-            let chunk = Bytes::from(vec![0xa5u8; 64 << 10]);
             let mut send = connection.open_uni().await.expect("open stream");
             let mut sent = 0;
-            while sent < total {
-                let piece = chunk.slice(..(total - sent).min(chunk.len() as u64) as usize);
-                sent += piece.len() as u64;
+            while sent < len {
+                let piece = memory.slice(sent..(sent + (64 << 10)).min(len));
+                sent += piece.len();
                 send.write_chunk(piece).await.expect("write");
             }
             send.finish().expect("finish");
