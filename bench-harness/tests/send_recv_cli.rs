@@ -421,83 +421,35 @@ fn set_loopback(state: &str) -> Result<(), String> {
         .ok_or(format!("ip link set lo {state}: {status}"))
 }
 
-#[test]
-fn a_link_cut_mid_migration_is_resumed_and_delivers_the_final_memory() {
-    if let Err(why) = own_loopback() {
-        eprintln!("skipped: cannot cut a loopback of its own: {why}");
-        return;
-    }
-    let dir = scratch("cut");
-    let pki = certs(&dir);
-    let trace = trace(&dir);
-    let out = dir.join("received.img");
-    // Both sides take a link silent for two seconds as lost (the transport's default is 30 s).
-    let idle = ["--idle-timeout", "2s"];
-    let receiver = Receiver::start_with(
-        &pki,
-        &out,
-        &[&idle[..], &["--resume-grace", "20s"]].concat(),
-    );
-    let started = Instant::now();
-    let mut sender = send(&pki, &receiver.address, &trace, "precopy", "1mbit")
-        .args(idle)
-        .args(["--resume-backoff", "200ms", "--resume-attempts", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
-    let line = next_line(&mut sender_stderr);
-    assert!(line.starts_with("migrating to"), "send said {line:?}");
-    let stderr = std::thread::spawn(move || {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut sender_stderr, &mut rest).unwrap();
-        rest
-    });
-    // The first pass takes seconds at 1 Mbit/s: cut it for two idle timeouts and a half.
-    std::thread::sleep(Duration::from_millis(500));
-    set_loopback("down").unwrap();
-    std::thread::sleep(Duration::from_secs(5));
-    set_loopback("up").unwrap();
-    let sent = wait(&mut sender);
-    let took = started.elapsed();
-    let stderr = stderr.join().unwrap();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(sender.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    let (received, recv_stdout, recv_stderr) = receiver.finish();
-    eprintln!("send and recv took {took:?}");
-    assert!(sent, "send failed: {stderr}");
-    assert!(received, "recv failed: {recv_stderr}");
-    for summary in [&stdout, &recv_stdout] {
-        assert!(summary.contains("Migration status: completed"), "{summary}");
-        assert!(
-            number_after(summary, "resumed after a dropped link: ", "") >= 1,
-            "no resumption: {summary}"
-        );
-    }
-    let landed = number_after(&stdout, "guest: ", "");
-    assert!(
-        std::fs::read(&out).unwrap() == image_after(&trace, landed),
-        "the received memory differs from the source's final memory"
-    );
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// What a post-copy migration whose link was cut came to: send's and recv's success,
-/// stdout and stderr, the pages send deferred, and its guest's epochs written.
-struct CutPostCopy {
+/// A migration whose link was cut, as it came out: send's and recv's success, stdout and
+/// stderr.
+struct CutRun {
     sent: bool,
     stdout: String,
     stderr: String,
     received: bool,
     recv_stdout: String,
     recv_stderr: String,
-    deferred: u64,
 }
 
-/// Migrates with post-copy and takes the loopback down 300 ms into it for `cut`; `send_extra`
-/// goes to send. `None` where the test cannot make a network namespace.
-fn post_copy_with_a_cut(dir: &Path, cut: Duration, send_extra: &[&str]) -> Option<CutPostCopy> {
+/// Where and how long the link goes down.
+struct Cut {
+    /// After send said it is migrating.
+    after: Duration,
+    /// Down for this long (the idle timeout is 2 s).
+    for_: Duration,
+}
+
+/// Migrates the usual trace into `dir` with `strategy` at `rate` (send also gets `send_extra`)
+/// and takes the loopback down as `cut` says. Both sides take a link silent for 2 s as lost
+/// (the transport's default is 30 s). `None` where the test cannot make a network namespace.
+fn migrate_with_a_cut(
+    dir: &Path,
+    strategy: &str,
+    rate: &str,
+    cut: Cut,
+    send_extra: &[&str],
+) -> Option<CutRun> {
     if let Err(why) = own_loopback() {
         eprintln!("skipped: cannot cut a loopback of its own: {why}");
         return None;
@@ -506,12 +458,14 @@ fn post_copy_with_a_cut(dir: &Path, cut: Duration, send_extra: &[&str]) -> Optio
     let trace = trace(dir);
     let out = dir.join("received.img");
     let idle = ["--idle-timeout", "2s"];
-    let receiver = Receiver::start_with(&pki, &out, &idle);
-    // Post-copy suspends at once; at 100 kbit/s the push takes half a minute, and the
-    // stand-in vCPU's faults (served on the unthrottled control stream) about a second.
-    let mut sender = send(&pki, &receiver.address, &trace, "postcopy", "100kbit")
+    let receiver = Receiver::start_with(
+        &pki,
+        &out,
+        &[&idle[..], &["--resume-grace", "20s"]].concat(),
+    );
+    let mut sender = send(&pki, &receiver.address, &trace, strategy, rate)
         .args(idle)
-        .args(["--start", "50ms", "--resume-backoff", "200ms"])
+        .args(["--resume-backoff", "200ms"])
         .args(send_extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -525,36 +479,28 @@ fn post_copy_with_a_cut(dir: &Path, cut: Duration, send_extra: &[&str]) -> Optio
         std::io::Read::read_to_string(&mut sender_stderr, &mut rest).unwrap();
         rest
     });
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(cut.after);
     set_loopback("down").unwrap();
-    std::thread::sleep(cut);
+    std::thread::sleep(cut.for_);
     set_loopback("up").unwrap();
     let sent = wait(&mut sender);
     let stderr = stderr.join().unwrap();
     let mut stdout = String::new();
     std::io::Read::read_to_string(sender.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     let (received, recv_stdout, recv_stderr) = receiver.finish();
-    let deferred = number_after(&stdout, "post-copy:", "");
-    assert!(deferred > 0, "the cut came before post-copy: {stdout}");
-    Some(CutPostCopy {
+    Some(CutRun {
         sent,
         stdout,
         stderr,
         received,
         recv_stdout,
         recv_stderr,
-        deferred,
     })
 }
 
-/// Post-copy resumes too: the guest ran at the destination, which reports every page it
-/// holds, and the source sends the deferred pages still missing.
-#[test]
-fn a_link_cut_in_post_copy_is_resumed_and_delivers_the_memory() {
-    let dir = scratch("cut-postcopy");
-    let Some(run) = post_copy_with_a_cut(&dir, Duration::from_secs(5), &[]) else {
-        return;
-    };
+/// Both sides completed after at least one resumption, and the received file is the
+/// source's memory as of its suspension (recv's stand-in vCPU writes nothing).
+fn assert_resumed(dir: &Path, run: &CutRun) {
     assert!(run.sent, "send failed: {}", run.stderr);
     assert!(run.received, "recv failed: {}", run.recv_stderr);
     for summary in [&run.stdout, &run.recv_stdout] {
@@ -564,13 +510,58 @@ fn a_link_cut_in_post_copy_is_resumed_and_delivers_the_memory() {
             "no resumption: {summary}"
         );
     }
-    // recv's stand-in vCPU writes nothing: the file is the source's memory at suspension.
     let landed = number_after(&run.stdout, "guest: ", "");
     assert!(
         std::fs::read(dir.join("received.img")).unwrap()
             == image_after(&dir.join("guest.trace"), landed),
-        "the received memory differs from the source's"
+        "the received memory differs from the source's final memory"
     );
+}
+
+#[test]
+fn a_link_cut_mid_migration_is_resumed_and_delivers_the_final_memory() {
+    let dir = scratch("cut");
+    // The first pass takes seconds at 1 Mbit/s: cut it for two idle timeouts and a half.
+    let cut = Cut {
+        after: Duration::from_millis(500),
+        for_: Duration::from_secs(5),
+    };
+    let Some(run) = migrate_with_a_cut(&dir, "precopy", "1mbit", cut, &["--resume-attempts", "10"])
+    else {
+        return;
+    };
+    assert_resumed(&dir, &run);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Post-copy suspends at once; at 100 kbit/s its push takes half a minute, and the stand-in
+/// vCPU's faults (served on the unthrottled control stream) about a second: a cut 300 ms in
+/// comes during post-copy. `Some((run, pages deferred))`.
+fn post_copy_with_a_cut(dir: &Path, for_: Duration, send_extra: &[&str]) -> Option<(CutRun, u64)> {
+    let cut = Cut {
+        after: Duration::from_millis(300),
+        for_,
+    };
+    let send_extra = [&["--start", "50ms"][..], send_extra].concat();
+    let run = migrate_with_a_cut(dir, "postcopy", "100kbit", cut, &send_extra)?;
+    let deferred = number_after(&run.stdout, "post-copy:", "");
+    assert!(
+        deferred > 0,
+        "the cut came before post-copy: {}",
+        run.stdout
+    );
+    Some((run, deferred))
+}
+
+/// Post-copy resumes too: the guest ran at the destination, which reports every page it
+/// holds, and the source sends the deferred pages still missing.
+#[test]
+fn a_link_cut_in_post_copy_is_resumed_and_delivers_the_memory() {
+    let dir = scratch("cut-postcopy");
+    let Some((run, _)) = post_copy_with_a_cut(&dir, Duration::from_secs(5), &[]) else {
+        return;
+    };
+    assert_resumed(&dir, &run);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -579,7 +570,8 @@ fn a_link_cut_in_post_copy_is_resumed_and_delivers_the_memory() {
 #[test]
 fn a_link_cut_in_post_copy_without_resumption_names_the_guests_state() {
     let dir = scratch("cut-postcopy-final");
-    let Some(run) = post_copy_with_a_cut(&dir, Duration::from_secs(3), &["--resume-attempts", "0"])
+    let Some((run, deferred)) =
+        post_copy_with_a_cut(&dir, Duration::from_secs(3), &["--resume-attempts", "0"])
     else {
         return;
     };
@@ -603,7 +595,7 @@ fn a_link_cut_in_post_copy_without_resumption_names_the_guests_state() {
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("recv said: {}", run.recv_stderr));
     assert!(
-        (1..=run.deferred).contains(&missing)
+        (1..=deferred).contains(&missing)
             && run.recv_stderr.contains(&format!("of its {PAGES} pages")),
         "recv said: {}",
         run.recv_stderr

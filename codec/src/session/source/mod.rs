@@ -54,9 +54,7 @@ pub struct SourceSession<M: SourceMemory> {
     /// Post-copy: pages the destination asked for, per the page stream whose encoder holds
     /// their last version. They go on the control stream ahead of the background push.
     requested: Vec<VecDeque<PageNumber>>,
-    /// POSTCOPY_BEGIN is sent.
-    postcopy: bool,
-    /// Post-copy: the pages deferred at POSTCOPY_BEGIN (after a resume in post-copy, the
+    /// Once POSTCOPY_BEGIN is sent: the pages it deferred (after a resume in post-copy, the
     /// destination's received set says which of them it still lacks).
     deferred: Option<PageBitmap>,
     dirty: PageBitmap,
@@ -308,7 +306,6 @@ impl<M: SourceMemory> SourceSession<M> {
             pages_out: (0..streams).map(|_| Outbox::default()).collect(),
             pending: (0..streams).map(|_| VecDeque::new()).collect(),
             requested: (0..streams).map(|_| VecDeque::new()).collect(),
-            postcopy: false,
             deferred: None,
             dirty: PageBitmap::new(page_count),
             costs: ResendCosts {
@@ -486,18 +483,22 @@ impl<M: SourceMemory> SourceSession<M> {
         result.map_err(|error| self.fail(error))
     }
 
+    /// Whether POSTCOPY_BEGIN is sent.
+    fn postcopy(&self) -> bool {
+        self.deferred.is_some()
+    }
+
     /// Post-copy after SUSPEND: the deferred pages, the device state, POSTCOPY_BEGIN, and the
     /// iteration that carries the rest.
     fn begin_postcopy(&mut self, deferred: PageBitmap) -> Result<(), SessionError> {
         let count = deferred.count();
-        self.deferred = Some(deferred.clone());
         self.core.send(Frame::Bitmap(BitmapFrame {
             kind: BitmapKind::Deferred,
-            pages: deferred,
+            pages: deferred.clone(),
         }))?;
         self.send_device_state()?;
         self.core.send(Frame::PostcopyBegin)?;
-        self.postcopy = true;
+        self.deferred = Some(deferred);
         // The destination's guest now writes its own memory: no page there is known to hold
         // any content, so references to other pages are over.
         self.encoders.iter_mut().for_each(Encoder::stop_dedup);
@@ -651,7 +652,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 Purpose::PostCopy => ResumePoint::PostCopy,
             },
             Stage::AwaitSuspend(_, Ending::StopAndCopy) => ResumePoint::AwaitSuspend,
-            Stage::AwaitAnswer if self.postcopy => ResumePoint::PostCopy,
+            Stage::AwaitAnswer if self.postcopy() => ResumePoint::PostCopy,
             Stage::AwaitAnswer => ResumePoint::Suspended,
             Stage::AwaitSuspend(_, Ending::PostCopy)
             | Stage::Greeting
@@ -745,7 +746,6 @@ impl<M: SourceMemory> SourceSession<M> {
             if let Some(deferred) = self.deferred.take() {
                 pages.union_with(&deferred);
             }
-            self.postcopy = false;
             point = ResumePoint::Suspended;
         }
         // The destination may hold other versions than the ones last sent (§5.3).
@@ -942,7 +942,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 .collect::<Result<_, _>>()
                 .map_err(|_| SessionError::Unsupported("an encoder configuration"))?;
         }
-        if self.postcopy {
+        if self.postcopy() {
             // A resume in post-copy: still no dedup references (§9.2).
             self.encoders.iter_mut().for_each(Encoder::stop_dedup);
         }
@@ -965,7 +965,7 @@ impl<M: SourceMemory> SourceSession<M> {
                 self.commit_rounds += 1;
                 self.stats.commit_mismatches = self.commit_rounds;
                 // After post-copy the guest ran on what it received: nothing can be repaired.
-                if self.postcopy || self.commit_rounds > self.settings.max_commit_rounds {
+                if self.postcopy() || self.commit_rounds > self.settings.max_commit_rounds {
                     return Err(SessionError::DigestMismatch {
                         rounds: self.commit_rounds,
                         ranges: ranges.len(),

@@ -147,7 +147,9 @@ impl<M: SourceMemory> SourceSession<M> {
                 Some(record) => record,
                 // Post-copy: the destination waits for every deferred page, even one whose
                 // content it holds already.
-                None if self.postcopy => unchanged(page, bytes, encoder.config().encodings),
+                None if self.deferred.is_some() => {
+                    unchanged(page, bytes, encoder.config().encodings)
+                }
                 None => {
                     self.costs.note(page, RECORD_HEADER as u32);
                     continue;
