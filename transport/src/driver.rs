@@ -91,7 +91,7 @@ impl Default for DriverConfig {
 /// bandwidth-delay product slows the first interval (1 MiB over a 50 ms round trip is
 /// 21 MB/s), and the meter may then measure the window instead of the link; that low
 /// estimate lasts until the full window lets more across than it says (the meter drops an
-/// estimate a quarter below what the link carried).
+/// estimate once the link carries a quarter more than it).
 ///
 /// [`Tuning::send_window`]: crate::Tuning::send_window
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
