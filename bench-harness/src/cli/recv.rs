@@ -62,8 +62,8 @@ pub(crate) struct RecvArgs {
     #[arg(long, default_value = "source")]
     client_name: PeerName,
     /// After a dropped link in iterative copy, stop-and-copy, post-copy or commit, keep the
-    /// migration this long for the source to reconnect and resume it (only with the certificate that
-    /// started it); 0s: a dropped link ends the migration.
+    /// migration this long for the source to reconnect and resume it (only with the
+    /// certificate that started it); 0s: a dropped link ends the migration.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     resume_grace: Duration,
     #[command(flatten)]

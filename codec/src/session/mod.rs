@@ -50,11 +50,11 @@
 //!   destination page holds.
 //! - **Resume** (`resume` in both configs; spec/wire.md §5.3): when the connection is lost in
 //!   iterative copy, stop-and-copy, post-copy or commit, `handle_connection_lost` keeps the
-//!   migration and
-//!   returns `Ok` ([`Event::ConnectionInterrupted`]; `is_interrupted()`). The source driver
-//!   reconnects and calls [`SourceSession::resume`] on each new connection before feeding it;
-//!   the destination driver feeds the new connection's streams to the same session, which
-//!   answers the resume HELLO with RESUME, until its grace period (`poll_timeout`) ends. Both
+//!   migration and returns `Ok` ([`Event::ConnectionInterrupted`]; `is_interrupted()`). The
+//!   source driver reconnects and calls [`SourceSession::resume`] on each new connection
+//!   before feeding it; the destination driver feeds the new connection's streams to the same
+//!   session, which answers the resume HELLO with RESUME, until its grace period
+//!   (`poll_timeout`) ends. Both
 //!   report [`Event::Resumed`]; the source sends again what the destination lacks, with empty
 //!   caches. In post-copy the destination's guest keeps running (its faults wait for the
 //!   resume), and only the deferred pages it lacks are sent. Which peer may resume is the
