@@ -144,3 +144,77 @@ fn iteration_barriers_hold_streams_that_run_ahead() {
     assert!(pair.destination.memory() == pair.source.memory());
     assert!(stats.held_ends > 0, "{stats:?}");
 }
+
+#[test]
+fn a_stream_with_no_batch_in_the_next_iteration_runs_two_ahead_and_waits() {
+    // Page stream 1 carries batches of iterations 0 and 2 and none of 1 (page stream 0 carries
+    // that one), so its batch of iteration 2 arrives while the destination is still in
+    // iteration 0: it is held until ITERATION_START(2), not a protocol violation.
+    use bytes::Bytes;
+    use pagewire_codec::frame::{Features, Hello, Iteration, IterationEnd, PageBatch, Role};
+    use pagewire_codec::session::DestinationSession;
+    use pagewire_codec::{InMemory, PageRecord, RecordBody};
+    use session_support::{MIGRATION, PAGE_COUNT, PAGE_SIZE, destination_config, stream};
+    use std::time::Duration;
+
+    let batch = |iteration: u64, page: u64, fill: u8| {
+        Frame::PageBatch(PageBatch {
+            iteration: Iteration(iteration),
+            records: vec![PageRecord {
+                page: PageNumber(page),
+                body: RecordBody::Raw(Bytes::from(vec![fill; PAGE_SIZE.bytes()])),
+            }],
+        })
+    };
+    let end = |iteration: u64| {
+        Frame::IterationEnd(IterationEnd {
+            iteration: Iteration(iteration),
+            batches: 1,
+            pages: 1,
+        })
+    };
+    let now = Duration::from_millis(1);
+    let mut destination = DestinationSession::new(
+        destination_config(),
+        InMemory::new(PAGE_SIZE, PAGE_COUNT).unwrap(),
+        Duration::ZERO,
+    )
+    .unwrap();
+    let mut hello = Hello::new(Role::Source, MIGRATION, PAGE_SIZE, PAGE_COUNT);
+    hello.features = Features::empty();
+    let control = stream(&[Frame::Hello(hello), Frame::IterationStart(Iteration(0))]);
+    destination
+        .handle_stream_data(now, StreamId::Control, &control)
+        .unwrap();
+    let page_stream_1 = stream(&[batch(0, 2, 0x22), batch(2, 4, 0x44)]);
+    destination
+        .handle_stream_data(now, StreamId::Page(1), &page_stream_1)
+        .unwrap();
+    assert_eq!(destination.memory().page(PageNumber(2)).unwrap()[0], 0x22);
+    assert_eq!(destination.memory().page(PageNumber(4)).unwrap()[0], 0);
+    assert_eq!(destination.stats().held_batches, 1);
+
+    let mut rest = Vec::new();
+    for frame in [
+        end(0),
+        Frame::IterationStart(Iteration(1)),
+        end(1),
+        Frame::IterationStart(Iteration(2)),
+        end(2),
+    ] {
+        frame.encode(&mut rest, &limits()).unwrap();
+    }
+    let page_stream_0 = stream(&[batch(1, 3, 0x33)]);
+    destination
+        .handle_stream_data(now, StreamId::Page(0), &page_stream_0)
+        .unwrap();
+    destination
+        .handle_stream_data(now, StreamId::Control, &rest)
+        .unwrap();
+    assert_eq!(destination.memory().page(PageNumber(3)).unwrap()[0], 0x33);
+    assert_eq!(destination.memory().page(PageNumber(4)).unwrap()[0], 0x44);
+    assert_eq!(destination.phase(), Phase::IterativeCopy);
+    assert!(
+        !std::iter::from_fn(|| destination.poll_event()).any(|e| matches!(e, Event::Aborted(_)))
+    );
+}

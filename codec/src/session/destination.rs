@@ -561,14 +561,15 @@ impl<M: DestinationMemory> DestinationSession<M> {
         Ok(progressed)
     }
 
-    /// Whether a batch from a page stream belongs to the iteration that starts next, so it
-    /// waits for its ITERATION_START on the control stream.
+    /// Whether a batch from a page stream belongs to an iteration not started yet, so it waits
+    /// for its ITERATION_START on the control stream. That may be a later iteration than the
+    /// next one: a stream that carried no batch of the next iteration goes on to the one after.
     fn must_wait(&self, batch: &PageBatch) -> bool {
         self.core
             .phase()
             .allows(Direction::SourceToDestination, FrameType::PAGE_BATCH)
             && self.open != Some(batch.iteration)
-            && batch.iteration == self.core.tracker().next_iteration()
+            && batch.iteration >= self.core.tracker().next_iteration()
     }
 
     fn apply_batch(&mut self, batch: PageBatch) -> Result<(), SessionError> {
