@@ -274,6 +274,12 @@ impl Frame {
     }
 }
 
+/// Room a [`FrameDecoder`] keeps past the end of the frame it reassembles, once that frame's
+/// header is in: the piece that completes the frame usually carries the start of the next one
+/// too, and without room for it the whole frame (megabytes for a page batch) would be copied
+/// into a larger buffer just before it is decoded.
+const ROOM_PAST_FRAME: usize = 64 << 10;
+
 /// A sans-IO decoder for one direction of a connection: push bytes as they arrive, poll
 /// frames out.
 ///
@@ -334,9 +340,38 @@ impl FrameDecoder {
     /// The decoder keeps what it is given until [`FrameDecoder::poll`] takes it out; a caller
     /// that polls until `Ok(None)` after each push holds at most one incomplete frame (at most
     /// the limits' frame size, checked from its header before any room is reserved) plus the
-    /// bytes of the last push. The sessions do so.
+    /// bytes of the last push. The sessions do so. Its buffer has room for the frame under way
+    /// and 64 KiB more, so a frame arriving in pieces is not copied as it grows.
     pub fn push(&mut self, bytes: &[u8]) {
+        let before = self.buffer.len();
+        if before + bytes.len() > self.buffer.capacity() {
+            self.reserve_for_frame(bytes.len());
+        }
         self.buffer.extend_from_slice(bytes);
+        if before < FrameHeader::LEN {
+            // The frame's header may have just come in: make its room while little is held.
+            self.reserve_for_frame(0);
+        }
+    }
+
+    /// Makes room for `more` bytes, and for the whole frame at the front of the buffer and
+    /// [`ROOM_PAST_FRAME`] bytes past it once its header is in.
+    fn reserve_for_frame(&mut self, more: usize) {
+        let len = self.buffer.len();
+        let room = self.frame_end().map_or(0, |end| end + ROOM_PAST_FRAME);
+        let wanted = (len + more).max(room);
+        if wanted > self.buffer.capacity() {
+            self.buffer.reserve(wanted - len);
+        }
+    }
+
+    /// Where the frame at the front of the buffer ends, once its header is in and within the
+    /// limits (the stream's header is read).
+    fn frame_end(&self) -> Option<usize> {
+        self.version?;
+        let header = self.buffer.get(..FrameHeader::LEN)?.try_into().ok()?;
+        let header = FrameHeader::parse(header, &self.limits).ok()?;
+        Some(FrameHeader::LEN + header.length as usize)
     }
 
     /// The next frame, `Ok(None)` if more bytes are needed.
@@ -374,7 +409,7 @@ impl FrameDecoder {
                 FrameHeader::parse(header_bytes.try_into().expect("8 bytes"), &self.limits)?;
             let total = FrameHeader::LEN + header.length as usize;
             if self.buffer.len() < total {
-                self.buffer.reserve(total - self.buffer.len());
+                self.reserve_for_frame(0);
                 return Ok(None);
             }
             let mut frame = self.buffer.split_to(total).freeze();
@@ -384,5 +419,78 @@ impl FrameDecoder {
                 None => self.skipped += 1,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EncodingSet, PageCount, PageNumber, PageRecord, PageSize, RecordBody};
+
+    fn batch_of_64_pages() -> (Frame, Limits) {
+        let limits =
+            Limits::default().with_memory(PageSize::KIB_4, PageCount(64), EncodingSet::all_known());
+        let batch = Frame::PageBatch(PageBatch {
+            iteration: Iteration(0),
+            records: (0..64)
+                .map(|page| PageRecord {
+                    page: PageNumber(page),
+                    body: RecordBody::Raw(vec![page as u8; 4096].into()),
+                })
+                .collect(),
+        });
+        (batch, limits)
+    }
+
+    /// Pushes `wire` in pieces of 1350 bytes and checks that the buffer always has room for
+    /// the next piece while it holds more than one (growing it would copy what it holds).
+    /// `poll` says whether to poll after each push, as a session does while the stream is not
+    /// held back. Returns the frames decoded.
+    fn push_in_pieces(decoder: &mut FrameDecoder, wire: &[u8], poll: bool) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        for piece in wire.chunks(1350) {
+            let (held, capacity) = (decoder.buffer.len(), decoder.buffer.capacity());
+            assert!(
+                held <= 1350 || held + piece.len() <= capacity,
+                "no room for a piece: the {held} bytes held would move"
+            );
+            decoder.push(piece);
+            while poll && let Some(frame) = decoder.poll().unwrap() {
+                frames.push(frame);
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn frames_arriving_in_pieces_are_not_copied_as_the_buffer_grows() {
+        let (batch, limits) = batch_of_64_pages();
+        let mut wire = Vec::new();
+        StreamHeader::current().encode(&mut wire);
+        for _ in 0..3 {
+            batch.encode(&mut wire, &limits).unwrap();
+        }
+        let mut decoder = FrameDecoder::new(limits);
+        let frames = push_in_pieces(&mut decoder, &wire, true);
+        assert!(frames.len() == 3 && frames.iter().all(|frame| *frame == batch));
+    }
+
+    #[test]
+    fn a_frame_arriving_while_its_stream_is_held_is_not_copied_as_the_buffer_grows() {
+        let (batch, limits) = batch_of_64_pages();
+        let mut wire = Vec::new();
+        StreamHeader::current().encode(&mut wire);
+        batch.encode(&mut wire, &limits).unwrap();
+        let mut decoder = FrameDecoder::new(limits);
+        let first = push_in_pieces(&mut decoder, &wire, true);
+        assert!(first == [batch.clone()]);
+        // The next frame arrives unpolled, as it does on a stream an iteration barrier holds
+        // back.
+        let mut second = Vec::new();
+        batch.encode(&mut second, &limits).unwrap();
+        let (head, rest) = second.split_at(100);
+        decoder.push(head);
+        assert!(push_in_pieces(&mut decoder, rest, false).is_empty());
+        assert!(decoder.poll().unwrap() == Some(batch));
     }
 }
