@@ -70,6 +70,27 @@
 //! 0.12× / 0.23× / 0.35× / 0.33× / 0.34× for the first, second and three `pagewire send` rows:
 //! the fresh destination's first touches (below) swing most from run to run.
 //!
+//! Copies removed since (the outbox encodes each frame into a buffer of its exact length
+//! instead of growing one buffer as a 4 MiB batch is written; the destination's frame decoder
+//! makes room for a whole frame plus 64 KiB at once instead of copying the frame into a larger
+//! buffer when the piece that completes it arrives): the two copies took 1.1% and 1.3% of all
+//! samples in a profile of the populated case, and are gone from the profile after. The old
+//! and the new build alternated on the populated case (3 runs each, twice, load 1.8-2.0, same
+//! session, `PAGEWIRE_BENCH_REPEAT=3 ... -- "dst touched"`):
+//!
+//! | build | vs raw quinn, median | src / dst CPU s/GB | src f/pg |
+//! |---|---|---|---|
+//! | before | 0.35×, 0.39× | 1.38 / 0.88, 1.38 / 0.82 | 0.44, 0.43 |
+//! | after | 0.29×, 0.35× | 1.42 / 0.78, 1.19 / 0.78 | 0.37, 0.37 |
+//!
+//! The destination spends 5-10% less CPU per GB and the source faults less, but the page rate
+//! did not move beyond this host's run-to-run noise (each case's low-high spans 0.2-0.3×).
+//! A whole run of the bench after the change, the same morning (load 0.7-0.9), against the
+//! table above: src / dst CPU s/GB 0.99 / 1.65 (incompressible, the destination's first
+//! touches swinging as ever), 1.07 / 0.83 (populated), 1.07 / 0.48, 0.90 / 0.44 and
+//! 0.90 / 0.35 on the three traces as `pagewire send`; page rates 0.30×, 0.36×, 0.39×, 0.45×,
+//! 0.46×.
+//!
 //! Four more runs of the populated case against the cached yardstick (4 runs each,
 //! `PAGEWIRE_BENCH_REPEAT=4 ... -- "dst touched"`), alternating the source's 1 MiB probe send
 //! window with none, gave 0.25× and
