@@ -422,26 +422,28 @@ impl FrameDecoder {
     }
 }
 
+/// A batch of `pages` raw 4 KiB pages (page `p` filled with byte `p`), and limits over a
+/// memory of 64 pages that accept it.
+#[cfg(test)]
+pub(crate) fn raw_batch(pages: u64) -> (Frame, Limits) {
+    use crate::{EncodingSet, PageCount, PageNumber, PageRecord, PageSize, RecordBody};
+    let limits =
+        Limits::default().with_memory(PageSize::KIB_4, PageCount(64), EncodingSet::all_known());
+    let batch = Frame::PageBatch(PageBatch {
+        iteration: Iteration(0),
+        records: (0..pages)
+            .map(|page| PageRecord {
+                page: PageNumber(page),
+                body: RecordBody::Raw(vec![page as u8; 4096].into()),
+            })
+            .collect(),
+    });
+    (batch, limits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EncodingSet, PageCount, PageNumber, PageRecord, PageSize, RecordBody};
-
-    fn batch_of_64_pages() -> (Frame, Limits) {
-        let limits =
-            Limits::default().with_memory(PageSize::KIB_4, PageCount(64), EncodingSet::all_known());
-        let batch = Frame::PageBatch(PageBatch {
-            iteration: Iteration(0),
-            records: (0..64)
-                .map(|page| PageRecord {
-                    page: PageNumber(page),
-                    body: RecordBody::Raw(vec![page as u8; 4096].into()),
-                })
-                .collect(),
-        });
-        (batch, limits)
-    }
-
     /// Pushes `wire` in pieces of 1350 bytes and checks that the buffer always has room for
     /// the next piece while it holds more than one (growing it would copy what it holds).
     /// `poll` says whether to poll after each push, as a session does while the stream is not
@@ -464,7 +466,7 @@ mod tests {
 
     #[test]
     fn frames_arriving_in_pieces_are_not_copied_as_the_buffer_grows() {
-        let (batch, limits) = batch_of_64_pages();
+        let (batch, limits) = raw_batch(64);
         let mut wire = Vec::new();
         StreamHeader::current().encode(&mut wire);
         for _ in 0..3 {
@@ -477,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_frame_arriving_while_its_stream_is_held_is_not_copied_as_the_buffer_grows() {
-        let (batch, limits) = batch_of_64_pages();
+        let (batch, limits) = raw_batch(64);
         let mut wire = Vec::new();
         StreamHeader::current().encode(&mut wire);
         batch.encode(&mut wire, &limits).unwrap();

@@ -129,18 +129,7 @@ mod tests {
 
     #[test]
     fn a_large_frame_is_handed_out_in_slices_of_its_buffer_and_small_ones_are_joined() {
-        use crate::{EncodingSet, PageCount, PageNumber, PageRecord, PageSize, RecordBody};
-        let limits =
-            Limits::default().with_memory(PageSize::KIB_4, PageCount(64), EncodingSet::all_known());
-        let batch = Frame::PageBatch(crate::frame::PageBatch {
-            iteration: Iteration(0),
-            records: (0..8)
-                .map(|page| PageRecord {
-                    page: PageNumber(page),
-                    body: RecordBody::Raw(vec![page as u8; 4096].into()),
-                })
-                .collect(),
-        });
+        let (batch, limits) = crate::frame::raw_batch(8);
         let mut outbox = Outbox::default();
         outbox
             .push(&Frame::IterationStart(Iteration(0)), &limits)
