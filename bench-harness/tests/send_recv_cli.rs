@@ -12,7 +12,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::HotColdTrace;
@@ -101,7 +101,7 @@ fn tls(pki: &Path, side: &str) -> Vec<String> {
 /// A running `pagewire recv`, with its stderr read line by line.
 struct Receiver {
     child: Child,
-    stderr: BufReader<std::process::ChildStderr>,
+    stderr: BufReader<ChildStderr>,
     address: String,
 }
 
@@ -112,23 +112,20 @@ impl Receiver {
 
     /// [`Receiver::start`] with more `recv` arguments.
     fn start_with(pki: &Path, out: &Path, extra: &[&str]) -> Receiver {
-        let mut child = pagewire()
-            .args([
-                "recv",
-                "--listen",
-                "127.0.0.1:0",
-                "--memory",
-                MEMORY,
-                "--out",
-            ])
-            .arg(out)
-            .args(extra)
-            .args(tls(pki, "destination"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (child, mut stderr) = spawn_piped(
+            pagewire()
+                .args([
+                    "recv",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--memory",
+                    MEMORY,
+                    "--out",
+                ])
+                .arg(out)
+                .args(extra)
+                .args(tls(pki, "destination")),
+        );
         let line = next_line(&mut stderr);
         let address = line
             .strip_prefix("listening on ")
@@ -150,6 +147,18 @@ impl Receiver {
         std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
         (success, stdout, rest)
     }
+}
+
+/// Starts `command` with its stdout and stderr piped: the child, and its stderr to read line
+/// by line.
+fn spawn_piped(command: &mut Command) -> (Child, BufReader<ChildStderr>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    (child, stderr)
 }
 
 fn next_line(reader: &mut impl BufRead) -> String {
@@ -365,15 +374,16 @@ fn ctrl_c_on_the_source_aborts_with_the_reason_on_both_sides() {
     let trace = trace(&dir);
     let out = dir.join("received.img");
     let mut receiver = Receiver::start(&pki, &out);
-    let mut sender = send(&pki, &receiver.address, &trace, "precopy", "1mbit")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut sender, mut sender_stderr) = spawn_piped(&mut send(
+        &pki,
+        &receiver.address,
+        &trace,
+        "precopy",
+        "1mbit",
+    ));
     let line = next_line(&mut receiver.stderr);
     assert!(line.starts_with("migrating from"), "recv said {line:?}");
     // Interrupt once the migration runs (an interrupt while connecting only ends the source).
-    let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
     let line = next_line(&mut sender_stderr);
     assert!(line.starts_with("migrating to"), "send said {line:?}");
     nix::sys::signal::kill(
@@ -463,15 +473,12 @@ fn migrate_with_a_cut(
         &out,
         &[&idle[..], &["--resume-grace", "20s"]].concat(),
     );
-    let mut sender = send(&pki, &receiver.address, &trace, strategy, rate)
-        .args(idle)
-        .args(["--resume-backoff", "200ms"])
-        .args(send_extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sender_stderr = BufReader::new(sender.stderr.take().unwrap());
+    let (mut sender, mut sender_stderr) = spawn_piped(
+        send(&pki, &receiver.address, &trace, strategy, rate)
+            .args(idle)
+            .args(["--resume-backoff", "200ms"])
+            .args(send_extra),
+    );
     let line = next_line(&mut sender_stderr);
     assert!(line.starts_with("migrating to"), "send said {line:?}");
     let stderr = std::thread::spawn(move || {
