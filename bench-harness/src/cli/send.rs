@@ -75,7 +75,10 @@ pub(crate) struct SendArgs {
     /// Rate limit on page bytes (decimal units: 100mbit, 1gbit); default: none. Pages are
     /// compressed (LZ4, zstd) only on links slow enough for the CPU time to pay: under about
     /// 2.5 GB/s, less the faster LZ4 and zstd run against the link. A link measured slower
-    /// than this while it holds the source back counts at its measured speed.
+    /// than this while it holds the source back counts at its measured speed. The limit holds
+    /// the page streams; the control stream is not held back, so in post-copy the pages the
+    /// destination's guest faulted on, which travel there, go at once (a faulting guest
+    /// waits for them) and can take the throughput past the limit.
     #[arg(long)]
     rate: Option<LinkSpec>,
     /// Size of the encoder's cache of last-sent versions.
