@@ -1,7 +1,10 @@
-//! Raw quinn bulk transfer over loopback: the yardstick the migration pipeline is compared
-//! against. Client and server run in one process with the transport's own endpoints (mutual
-//! TLS, [`Tuning`]), and the client writes the same buffer over and over on unidirectional
-//! streams: no page selection, no encoding, no guest memory.
+//! Raw quinn bulk transfer over loopback, to choose the transport's QUIC settings: client and
+//! server run in one process with the transport's own endpoints (mutual TLS, [`Tuning`]), and
+//! the client writes the same buffer over and over on unidirectional streams: no page
+//! selection, no encoding, no guest memory. That buffer stays in the CPU cache, so these
+//! figures are higher than a transfer that reads its bytes from memory once; the migration
+//! pipeline's yardstick (`bench-harness/benches/pipeline.rs`, its `raw quinn` case) sends a
+//! buffer of the whole volume for that reason.
 //!
 //! Prints GB/s (wall clock) and CPU seconds per GB (`getrusage`, both sides together, since
 //! they share the process) for a few configurations, and each one's ratio to the first.
