@@ -150,14 +150,31 @@ impl Frame {
     /// Everything [`Frame::decode`] checks on the value is checked here, so a frame that
     /// passes is one the receiver decodes (phase rules aside, see [`crate::phase`]).
     pub fn check(&self, limits: &Limits) -> Result<(), EncodeError> {
-        let length = self.payload_len() as u64;
+        self.checked(limits).map(|_| ())
+    }
+
+    /// Checks the frame as [`Frame::check`] does and returns it ready to write: its length is
+    /// known, so a caller can size the buffer before writing it (once) with
+    /// [`CheckedFrame::encode`].
+    ///
+    /// ```
+    /// use pagewire_codec::frame::{Frame, Limits};
+    /// let limits = Limits::default();
+    /// let checked = Frame::Suspend.checked(&limits).unwrap();
+    /// let mut out = Vec::with_capacity(checked.encoded_len());
+    /// checked.encode(&mut out);
+    /// assert_eq!(out.len(), Frame::Suspend.encoded_len());
+    /// ```
+    pub fn checked(&self, limits: &Limits) -> Result<CheckedFrame<'_>, EncodeError> {
+        let length = self.payload_len();
         let max = limits.max_frame_payload.min(Limits::HARD_MAX_FRAME_PAYLOAD);
-        if length > u64::from(max) {
-            return Err(EncodeError::PayloadTooLarge {
-                length,
+        let payload_len = u32::try_from(length)
+            .ok()
+            .filter(|length| *length <= max)
+            .ok_or(EncodeError::PayloadTooLarge {
+                length: length as u64,
                 max: max.into(),
-            });
-        }
+            })?;
         match self {
             Frame::Hello(hello) => hello.check()?,
             Frame::PageBatch(batch) => batch.check(limits)?,
@@ -187,33 +204,16 @@ impl Frame {
             | Frame::Activate
             | Frame::Activated => {}
         }
-        Ok(())
+        Ok(CheckedFrame {
+            frame: self,
+            payload_len,
+        })
     }
 
     /// Appends the frame (header and payload) to `out`, after checking it with
     /// [`Frame::check`] against the *receiver's* limits. On error nothing is written.
     pub fn encode<B: BufMut>(&self, out: &mut B, limits: &Limits) -> Result<(), EncodeError> {
-        self.check(limits)?;
-        FrameHeader {
-            frame_type: self.frame_type(),
-            length: self.payload_len() as u32,
-        }
-        .encode(out);
-        match self {
-            Frame::Hello(hello) => hello.encode_payload(out),
-            Frame::Reservation(answer) => answer.encode_payload(out),
-            Frame::Resume(resume) => resume.encode_payload(out),
-            Frame::IterationStart(iteration) => out.put_u64_le(iteration.0),
-            Frame::PageBatch(batch) => batch.encode_payload(out),
-            Frame::IterationEnd(end) => end.encode_payload(out),
-            Frame::Bitmap(bitmap) => bitmap.encode_payload(out),
-            Frame::Suspend | Frame::PostcopyBegin | Frame::Activate | Frame::Activated => {}
-            Frame::DeviceState(state) => state.encode_payload(out),
-            Frame::PageRequest(request) => request.encode_payload(out),
-            Frame::CommitDigest(digest) => digest.encode_payload(out),
-            Frame::CommitAnswer(answer) => answer.encode_payload(out),
-            Frame::Abort(abort) => abort.encode_payload(out),
-        }
+        self.checked(limits)?.encode(out);
         Ok(())
     }
 
@@ -271,6 +271,45 @@ impl Frame {
         };
         reader.finish(frame_type)?;
         Ok(Some(frame))
+    }
+}
+
+/// A frame that passed [`Frame::checked`] against the receiver's limits: writing it cannot
+/// fail, and its length is known.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedFrame<'a> {
+    frame: &'a Frame,
+    payload_len: u32,
+}
+
+impl CheckedFrame<'_> {
+    /// The frame's length on the wire: header and payload.
+    pub fn encoded_len(&self) -> usize {
+        FrameHeader::LEN + self.payload_len as usize
+    }
+
+    /// Appends the frame (header and payload) to `out`.
+    pub fn encode<B: BufMut>(&self, out: &mut B) {
+        FrameHeader {
+            frame_type: self.frame.frame_type(),
+            length: self.payload_len,
+        }
+        .encode(out);
+        match self.frame {
+            Frame::Hello(hello) => hello.encode_payload(out),
+            Frame::Reservation(answer) => answer.encode_payload(out),
+            Frame::Resume(resume) => resume.encode_payload(out),
+            Frame::IterationStart(iteration) => out.put_u64_le(iteration.0),
+            Frame::PageBatch(batch) => batch.encode_payload(out),
+            Frame::IterationEnd(end) => end.encode_payload(out),
+            Frame::Bitmap(bitmap) => bitmap.encode_payload(out),
+            Frame::Suspend | Frame::PostcopyBegin | Frame::Activate | Frame::Activated => {}
+            Frame::DeviceState(state) => state.encode_payload(out),
+            Frame::PageRequest(request) => request.encode_payload(out),
+            Frame::CommitDigest(digest) => digest.encode_payload(out),
+            Frame::CommitAnswer(answer) => answer.encode_payload(out),
+            Frame::Abort(abort) => abort.encode_payload(out),
+        }
     }
 }
 

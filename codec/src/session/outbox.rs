@@ -27,13 +27,13 @@ pub(crate) struct Outbox {
 impl Outbox {
     /// Appends `frame`, checked against the receiver's `limits`; on error nothing is written.
     pub(crate) fn push(&mut self, frame: &Frame, limits: &Limits) -> Result<(), EncodeError> {
-        frame.check(limits)?;
+        let frame = frame.checked(limits)?;
         let header = if self.started { 0 } else { StreamHeader::LEN };
         let mut buffer = BytesMut::with_capacity(header + frame.encoded_len());
         if !self.started {
             StreamHeader::current().encode(&mut buffer);
         }
-        frame.encode(&mut buffer, limits)?;
+        frame.encode(&mut buffer);
         self.started = true;
         self.len += buffer.len();
         self.frames.push_back(buffer.freeze());
