@@ -793,13 +793,7 @@ fn main() {
     }
 
     let traces = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../traces");
-    let mut paths: Vec<_> = std::fs::read_dir(&traces)
-        .expect("traces directory")
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "trace"))
-        .collect();
-    paths.sort();
-    for path in paths {
+    for path in pagewire_bench::trace::trace_files(&traces).expect("traces directory") {
         let name = path.file_name().unwrap().to_string_lossy();
         for (label, policy) in [
             ("", encoder_policy(None)),

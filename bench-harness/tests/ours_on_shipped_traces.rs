@@ -14,12 +14,7 @@ const STARTS: [&str; 2] = ["25%", "50%"];
 
 fn shipped_traces() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces");
-    let mut traces: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "trace"))
-        .collect();
-    traces.sort();
+    let traces = pagewire_bench::trace::trace_files(&dir).unwrap();
     assert!(traces.len() >= 3, "{traces:?}");
     traces
 }
@@ -96,12 +91,13 @@ fn check_link(runs: &[&Run]) -> Option<String> {
 #[test]
 fn ours_disrupts_least_and_is_within_one_percent_of_the_fastest_that_comes_close() {
     let dir = std::env::temp_dir().join(format!("pagewire-ours-claim-{}", std::process::id()));
+    let traces = shipped_traces();
     let mut cases = Vec::new();
-    for trace in shipped_traces() {
+    for trace in &traces {
         for start in STARTS {
             let name = trace.file_stem().unwrap().to_string_lossy().into_owned();
             let out = dir.join(format!("{name}-{}", start.trim_end_matches('%')));
-            let child = bench(&trace, start, &out);
+            let child = bench(trace, start, &out);
             cases.push((format!("{name} from {start}"), out, child));
         }
     }
@@ -125,6 +121,6 @@ fn ours_disrupts_least_and_is_within_one_percent_of_the_fastest_that_comes_close
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(links_checked, 3 * STARTS.len() * shipped_traces().len());
+    assert_eq!(links_checked, 3 * STARTS.len() * traces.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use pagewire_bench::report::{BenchReport, rounds_svg, to_csv, to_svg, to_table};
 use pagewire_bench::sim::{LinkSpec, RunResult, SimConfig, Timeline, simulate};
-use pagewire_bench::trace::{ContentMode, TraceReader};
+use pagewire_bench::trace::{ContentMode, TraceReader, trace_files};
 use pagewire_codec::select::{self, StrategySpec};
 use rayon::prelude::*;
 
@@ -157,12 +157,8 @@ pub(crate) fn run(args: BenchArgs) -> CliResult {
 /// their metadata) before generated ones, and among those the highest dirty rate relative to
 /// memory size (pages written per second over page count): strategies differ most there.
 fn shipped_trace(dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let mut traces: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|error| format!("no TRACE given and {}: {error}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "trace"))
-        .collect();
-    traces.sort();
+    let traces = trace_files(dir)
+        .map_err(|error| format!("no TRACE given and {}: {error}", dir.display()))?;
     let mut best: Option<((bool, f64), PathBuf)> = None;
     for path in traces {
         let Ok(reader) = TraceReader::open(&path) else {

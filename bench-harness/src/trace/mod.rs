@@ -47,3 +47,20 @@ pub use image::{ImageBacking, PageImage};
 pub use reader::{Epoch, PageWrite, ReaderOptions, TraceReader, WriteKind};
 pub use sink::TraceSink;
 pub use writer::{StoredAs, TraceWriter, WriterOptions};
+
+/// The trace files in `dir` (its `*.trace` entries), sorted by path; an entry the directory
+/// listing fails on is passed over. Errs only if `dir` cannot be listed.
+///
+/// ```
+/// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces");
+/// let traces = pagewire_bench::trace::trace_files(&dir).unwrap();
+/// assert!(traces.iter().all(|path| path.extension().unwrap() == "trace"));
+/// ```
+pub fn trace_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut traces: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "trace"))
+        .collect();
+    traces.sort();
+    Ok(traces)
+}
