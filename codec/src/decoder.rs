@@ -7,6 +7,10 @@
 //! page inside the memory whose content hashes to the record's hash *now*. Nothing is
 //! allocated per record beyond one page of scratch space held by the decoder.
 //!
+//! A destination session's decoder also keeps the hash of every page it writes, so that the
+//! commit digest need not read back the pages it wrote (see
+//! [`DestinationSession::memory_mut`](crate::session::DestinationSession::memory_mut)).
+//!
 //! If a record is rejected, no page other than the record's own has changed; the record's own
 //! page may have been partly written when an LZ4 or zstd payload turns out corrupt midway
 //! (XBZRLE deltas are checked whole before they are applied). A session that sees an error
@@ -26,10 +30,13 @@
 //! assert!(decoder.apply(&mut memory, &outside).is_err());
 //! ```
 
+mod written;
+
 use crate::compress::{DecompressError, ZstdDecompressor, lz4};
 use crate::memory::{DestinationMemory, MemoryError};
 use crate::xbzrle::{self, XbzrleDecodeError};
 use crate::{ContentHash, Encoding, EncodingSet, PageCount, PageNumber, PageRecord, RecordBody};
+pub(crate) use written::WrittenHashes;
 
 /// Whose fault an [`ApplyError`] is, following the crate's error families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -174,6 +181,8 @@ pub struct Decoder {
     zeros: Vec<u8>,
     /// A decompressed XBZRLE+LZ4 delta (at most one page).
     delta: Vec<u8>,
+    /// The hash of each page as written, while kept (see [`Decoder::keep_written_hashes`]).
+    written: Option<WrittenHashes>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -193,7 +202,34 @@ impl Decoder {
             scratch: Vec::new(),
             zeros: Vec::new(),
             delta: Vec::new(),
+            written: None,
         }
+    }
+
+    /// From now on, accepts the `encodings` the peers negotiated (and raw): a resumed
+    /// migration may negotiate anew. The hashes kept of written pages stay.
+    pub(crate) fn set_encodings(&mut self, encodings: EncodingSet) {
+        self.encodings = encodings;
+    }
+
+    /// Keeps the hash of every page this decoder writes to a memory of `page_count` pages,
+    /// which nothing else writes until [`Decoder::forget_written_hashes`]; false (and
+    /// nothing kept) if the memory for the hashes cannot be had.
+    pub(crate) fn keep_written_hashes(&mut self, page_count: PageCount) -> bool {
+        self.written = WrittenHashes::new(page_count).ok();
+        self.written.is_some()
+    }
+
+    /// The hash of `page`'s content as this decoder wrote it, if it keeps hashes and wrote
+    /// the page whole.
+    pub(crate) fn written_hash(&self, page: PageNumber) -> Option<ContentHash> {
+        self.written.as_ref()?.get(page)
+    }
+
+    /// Stops keeping hashes and drops those kept: the memory may change by other means now.
+    /// Hands them over, for a caller that knows which of them still hold.
+    pub(crate) fn forget_written_hashes(&mut self) -> Option<WrittenHashes> {
+        self.written.take()
     }
 
     /// Applies every record of `records` in order, stopping at the first error.
@@ -213,6 +249,20 @@ impl Decoder {
         memory: &mut M,
         record: &PageRecord,
     ) -> Result<(), ApplyError> {
+        let result = self.apply_record(memory, record);
+        if result.is_err() {
+            // The record's pages may be written in part; which ones is not worth tracking on
+            // a path that ends the migration.
+            self.written = None;
+        }
+        result
+    }
+
+    fn apply_record<M: DestinationMemory + ?Sized>(
+        &mut self,
+        memory: &mut M,
+        record: &PageRecord,
+    ) -> Result<(), ApplyError> {
         let page = record.page;
         let encoding = record.body.encoding();
         if encoding != Encoding::Raw && !self.encodings.contains(encoding) {
@@ -226,8 +276,9 @@ impl Decoder {
         if !page_count.contains(page) {
             return Err(ApplyError::PageOutOfRange { page, page_count });
         }
-        match &record.body {
-            RecordBody::ZeroRun { .. } => Ok(()),
+        let track = self.written.is_some();
+        let written = match &record.body {
+            RecordBody::ZeroRun { .. } => None,
             RecordBody::Raw(bytes) => {
                 if bytes.len() != page_size {
                     return Err(ApplyError::RawLength {
@@ -236,13 +287,14 @@ impl Decoder {
                         actual: bytes.len(),
                     });
                 }
-                Ok(memory.write_page(page, bytes)?)
+                memory.write_page(page, bytes)?;
+                track.then(|| ContentHash::of(bytes))
             }
             RecordBody::Xbzrle(delta) => {
-                modify_page(memory, &mut self.scratch, page, true, |target| {
+                modify_page(memory, &mut self.scratch, page, true, track, |target| {
                     xbzrle::decode(delta, target)
                         .map_err(|error| ApplyError::Xbzrle { page, error })
-                })
+                })?
             }
             RecordBody::Dedup { source, hash } => {
                 if !page_count.contains(*source) {
@@ -254,7 +306,11 @@ impl Decoder {
                 }
                 self.scratch.resize(page_size, 0);
                 memory.read_page(*source, &mut self.scratch)?;
-                let actual = ContentHash::of(&self.scratch);
+                // The hash kept of the source page is its content's: only this decoder wrote
+                // the memory since.
+                let actual = self
+                    .written_hash(*source)
+                    .unwrap_or_else(|| ContentHash::of(&self.scratch));
                 if actual != *hash {
                     return Err(ApplyError::DedupHashMismatch {
                         page,
@@ -263,20 +319,21 @@ impl Decoder {
                         actual,
                     });
                 }
-                Ok(memory.write_page(page, &self.scratch)?)
+                memory.write_page(page, &self.scratch)?;
+                Some(actual)
             }
             RecordBody::Lz4(block) => {
-                modify_page(memory, &mut self.scratch, page, false, |target| {
+                modify_page(memory, &mut self.scratch, page, false, track, |target| {
                     lz4::decompress(block, target)
                         .map_err(|error| ApplyError::Decompress { page, error })
-                })
+                })?
             }
             RecordBody::Zstd(frame) => {
                 let zstd = &mut self.zstd;
-                modify_page(memory, &mut self.scratch, page, false, |target| {
+                modify_page(memory, &mut self.scratch, page, false, track, |target| {
                     zstd.decompress(frame, target)
                         .map_err(|error| ApplyError::Decompress { page, error })
-                })
+                })?
             }
             RecordBody::XbzrleLz4 {
                 delta_len,
@@ -295,12 +352,16 @@ impl Decoder {
                 lz4::decompress(compressed, delta)
                     .map_err(|error| ApplyError::Decompress { page, error })?;
                 let delta = &*delta;
-                modify_page(memory, &mut self.scratch, page, true, |target| {
+                modify_page(memory, &mut self.scratch, page, true, track, |target| {
                     xbzrle::decode(delta, target)
                         .map_err(|error| ApplyError::Xbzrle { page, error })
-                })
+                })?
             }
+        };
+        if let (Some(kept), Some(hash)) = (&mut self.written, written) {
+            kept.set(page, hash);
         }
+        Ok(())
     }
 
     fn apply_zero_run<M: DestinationMemory + ?Sized>(
@@ -324,11 +385,15 @@ impl Decoder {
             }
         }
         self.zeros.resize(memory.page_size().bytes(), 0);
+        let zero_hash = self.written.is_some().then(|| ContentHash::of(&self.zeros));
         for page in first.0..first.0 + count {
             let page = PageNumber(page);
             match memory.page_mut(page)? {
                 Some(target) => target.fill(0),
                 None => memory.write_page(page, &self.zeros)?,
+            }
+            if let (Some(kept), Some(hash)) = (&mut self.written, zero_hash) {
+                kept.set(page, hash);
             }
         }
         Ok(())
@@ -336,21 +401,25 @@ impl Decoder {
 }
 
 /// Runs `change` on `page`'s bytes: in place if the memory lends the page, otherwise on a copy
-/// in `scratch` (read first if `needs_old`) that is written back if `change` succeeds.
+/// in `scratch` (read first if `needs_old`) that is written back if `change` succeeds. With
+/// `hash`, returns the hash of the page's new content, taken while it is in the cache.
 fn modify_page<M: DestinationMemory + ?Sized>(
     memory: &mut M,
     scratch: &mut Vec<u8>,
     page: PageNumber,
     needs_old: bool,
+    hash: bool,
     change: impl FnOnce(&mut [u8]) -> Result<(), ApplyError>,
-) -> Result<(), ApplyError> {
+) -> Result<Option<ContentHash>, ApplyError> {
     if let Some(target) = memory.page_mut(page)? {
-        return change(target);
+        change(target)?;
+        return Ok(hash.then(|| ContentHash::of(target)));
     }
     scratch.resize(memory.page_size().bytes(), 0);
     if needs_old {
         memory.read_page(page, scratch)?;
     }
     change(scratch)?;
-    Ok(memory.write_page(page, scratch)?)
+    memory.write_page(page, scratch)?;
+    Ok(hash.then(|| ContentHash::of(scratch)))
 }

@@ -120,9 +120,12 @@ impl<M: DestinationMemory> DestinationSession<M> {
             config.idle_timeout,
         );
         core.start(now);
+        let mut decoder = Decoder::new(mandatory(config.encodings));
+        // Without the room for them, the digest reads the whole memory instead.
+        decoder.keep_written_hashes(memory.page_count());
         Ok(DestinationSession {
             core,
-            decoder: Decoder::new(mandatory(config.encodings)),
+            decoder,
             receive_limits: config.limits,
             page_streams: Vec::new(),
             open: None,
@@ -203,7 +206,13 @@ impl<M: DestinationMemory> DestinationSession<M> {
     }
 
     /// The guest memory, mutably.
+    ///
+    /// Until this is first called, the session keeps the hash of each page as it writes it
+    /// (16 bytes per page), and the commit digest reads from memory only the pages it never
+    /// wrote: the whole-memory read stays out of the downtime. Once the memory is lent
+    /// mutably, anything may have changed: every later digest reads the whole memory.
     pub fn memory_mut(&mut self) -> &mut M {
+        self.decoder.forget_written_hashes();
         &mut self.memory
     }
 
@@ -738,7 +747,7 @@ impl<M: DestinationMemory> DestinationSession<M> {
                 }
                 self.core.send_limits =
                     send_limits(&negotiated, negotiated.source_max_frame_payload);
-                self.decoder = Decoder::new(negotiated.encodings);
+                self.decoder.set_encodings(negotiated.encodings);
                 self.core.emit(Event::Negotiated(negotiated));
                 if negotiated.features.contains(Features::RESUME) && self.received.is_none() {
                     self.received = Some(ReceivedPages::new(negotiated.page_count));
@@ -803,7 +812,9 @@ impl<M: DestinationMemory> DestinationSession<M> {
             .unwrap_or_else(|| PageBitmap::new(page_count));
         let count = deferred.count();
         let max = self.config.max_outstanding_faults.max(1);
-        self.postcopy = Some(PostCopyPages::begin(deferred, &self.memory, max)?);
+        // The guest writes its memory from now on: the kept hashes go to post-copy's own.
+        let written = self.decoder.forget_written_hashes();
+        self.postcopy = Some(PostCopyPages::begin(deferred, &self.memory, written, max)?);
         self.stats.deferred_pages = count;
         self.core.emit(Event::PostCopyStarted {
             deferred: PageCount(count),
@@ -844,9 +855,14 @@ impl<M: DestinationMemory> DestinationSession<M> {
         }
         let per_range = NonZeroU32::new(digest.pages_per_range).unwrap_or(NonZeroU32::MIN);
         let memory = &mut self.memory;
+        let decoder = &self.decoder;
         let (page_size, page_count) = (memory.page_size(), memory.page_count());
-        // Hashed where it lies when the memory lends pages: no copy.
+        // The pages the decoder wrote, by the hash it kept; the others hashed where they lie
+        // when the memory lends pages: no copy.
         let ours = digest_of(per_range, page_size, page_count, |page, out| {
+            if let Some(hash) = decoder.written_hash(page) {
+                return Ok(hash);
+            }
             if let Some(bytes) = memory.page_mut(page)? {
                 return Ok(ContentHash::of(bytes));
             }

@@ -3,14 +3,15 @@
 //!
 //! After POSTCOPY_BEGIN the guest runs and writes its own memory, so the commit digest that
 //! closes post-copy cannot be compared with the memory itself: it is compared with the hash
-//! each page had when it was received (spec/wire.md, §9.2 "Post-copy"). Non-deferred pages are
-//! hashed when post-copy begins, before the guest runs; a deferred page when its record is
-//! applied, before the guest may touch it.
+//! each page had when it was received (spec/wire.md, §9.2 "Post-copy"). Non-deferred pages keep
+//! the hash the decoder took as it wrote them, or are hashed when post-copy begins, before the
+//! guest runs; a deferred page when its record is applied, before the guest may touch it.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::decoder::WrittenHashes;
 use crate::error::PeerMisbehaved;
 use crate::frame::CommitDigest;
 use crate::memory::DestinationMemory;
@@ -61,7 +62,7 @@ pub(crate) struct PostCopyPages {
     /// Deferred pages that have not arrived.
     missing: PageBitmap,
     /// The hash of every page as received.
-    hashes: Vec<ContentHash>,
+    hashes: WrittenHashes,
     /// Requested pages not arrived yet, with the time of their fault.
     outstanding: BTreeMap<PageNumber, Duration>,
     /// Requested pages not yet put in a PAGE_REQUEST.
@@ -71,26 +72,27 @@ pub(crate) struct PostCopyPages {
 
 impl PostCopyPages {
     /// Post-copy begins with `deferred` missing: hashes every other page of `memory` as it is
-    /// now (the guest has not run yet).
+    /// now (the guest has not run yet), taking the hash the decoder kept of a page it wrote
+    /// (`written`) instead of reading the page.
     pub(crate) fn begin(
         deferred: PageBitmap,
         memory: &impl DestinationMemory,
+        written: Option<WrittenHashes>,
         max_outstanding: usize,
     ) -> Result<PostCopyPages, SessionError> {
         let page_count = memory.page_count();
-        let pages = usize::try_from(page_count.0)
-            .map_err(|_| SessionError::OutOfMemory("a hash per page for post-copy"))?;
-        let mut hashes = Vec::new();
-        hashes
-            .try_reserve_exact(pages)
-            .map_err(|_| SessionError::OutOfMemory("a hash per page for post-copy"))?;
+        let mut hashes = match written {
+            Some(written) => written,
+            None => WrittenHashes::new(page_count)
+                .map_err(|_| SessionError::OutOfMemory("a hash per page for post-copy"))?,
+        };
         let mut scratch = vec![0u8; memory.page_size().bytes()];
         for page in (0..page_count.0).map(PageNumber) {
             if deferred.contains(page) {
-                hashes.push(ContentHash(0));
-            } else {
+                hashes.forget(page);
+            } else if hashes.get(page).is_none() {
                 memory.read_page(page, &mut scratch)?;
-                hashes.push(ContentHash::of(&scratch));
+                hashes.set(page, ContentHash::of(&scratch));
             }
         }
         Ok(PostCopyPages {
@@ -181,21 +183,17 @@ impl PostCopyPages {
         now: Duration,
     ) -> Option<Duration> {
         self.missing.remove(page);
-        if let Some(slot) = self.hashes.get_mut(page.index()) {
-            *slot = hash;
-        }
+        self.hashes.set(page, hash);
         let faulted = self.outstanding.remove(&page)?;
         Some(now.saturating_sub(faulted))
     }
 
     /// The commit digest of the memory as received.
     pub(crate) fn digest(&self, pages_per_range: NonZeroU32) -> CommitDigest {
-        let page_count = PageCount(self.hashes.len() as u64);
-        CommitDigest::compute(pages_per_range.get(), page_count, |page| {
-            self.hashes
-                .get(page.index())
-                .copied()
-                .unwrap_or(ContentHash(0))
+        // Every page is known here but a page whose content hashes to 0, which `get` cannot
+        // tell from an unknown one.
+        CommitDigest::compute(pages_per_range.get(), self.hashes.page_count(), |page| {
+            self.hashes.get(page).unwrap_or(ContentHash(0))
         })
     }
 }
