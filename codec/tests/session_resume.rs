@@ -3,7 +3,8 @@
 //! the migration completes with memories identical and digests agreeing — from the middle of
 //! an iteration and from stop-and-copy. A destination that does not hold the migration
 //! refuses it; a RESUME that does not fit the VM is a protocol violation; a migration not
-//! resumed within the grace period is aborted and never runs.
+//! resumed within the grace period is aborted and never runs. A fresh source starts a kept
+//! migration over, unless its guest runs at the destination.
 
 mod session_support;
 
@@ -516,4 +517,57 @@ fn a_post_copy_begin_lost_with_the_link_ends_in_stop_and_copy() {
         0
     );
     assert!(!pair.destination.postcopy_running());
+}
+
+/// A source that lost its link and starts afresh (a new `SourceSession`, as after the link
+/// dropped before the RESERVATION reached it, or as a `send` run again).
+fn fresh_source(pair: &mut Pair) {
+    let mut config = source_config(&pair.config.strategy, 3);
+    config.resume = true;
+    let memory = pair.source.memory().clone();
+    pair.source = SourceSession::new(config, memory, pair.now).unwrap();
+    pair.suspended = false;
+}
+
+#[test]
+fn a_fresh_hello_starts_a_kept_migration_over_while_its_guest_has_not_run_here() {
+    let mut pair = resumable_pair("precopy");
+    step_until(&mut pair, |pair| pair.destination.stats().iterations >= 1);
+    drop_link(&mut pair);
+    fresh_source(&mut pair);
+    pair.run();
+    pair.assert_no_errors();
+    assert!(pair.destination.activated());
+    assert!(pair.destination.memory() == pair.source.memory());
+    let events = &pair.destination_events;
+    assert_eq!(count(events, |e| *e == Event::StartedOver), 1);
+    assert_eq!(count(events, |e| matches!(e, Event::Resumed { .. })), 0);
+    assert_eq!(count(events, |e| matches!(e, Event::Refused(_))), 0);
+    // The counters are the new migration's: it sent every page again, and the destination
+    // applied what it sent.
+    assert_eq!(pair.destination.stats().resumes, 0);
+    assert_eq!(
+        pair.destination.stats().pages,
+        pair.source.stats().pages_sent
+    );
+    assert!(pair.source.stats().pages_sent >= PAGE_COUNT.0);
+}
+
+#[test]
+fn a_fresh_hello_for_a_kept_migration_whose_guest_runs_here_is_refused_busy() {
+    let mut pair = resumable_pair("postcopy");
+    step_until(&mut pair, |pair| {
+        pair.destination.postcopy_running() && pair.destination.stats().pages >= 40
+    });
+    drop_link(&mut pair);
+    fresh_source(&mut pair);
+    for _ in 0..20 {
+        pair.step(|_, _| {});
+    }
+    let busy = pagewire_codec::frame::RefusalReason::Busy;
+    assert!(pair.source_events.contains(&Event::Refused(busy)));
+    assert_eq!(pair.source.phase(), Phase::Refused);
+    // Its guest keeps the pages it had: nothing started over.
+    assert!(pair.destination.postcopy_running());
+    assert!(!pair.destination_events.contains(&Event::StartedOver));
 }

@@ -3,7 +3,8 @@
 //! the migration: nothing passes, in either direction, until both sides' QUIC connections
 //! time out. The source reconnects through the relay; the destination takes the same peer back
 //! and the migration completes with identical memory — or, once the destination's grace
-//! period is over, no longer holds the migration, which never runs there.
+//! period is over, no longer holds the migration, which never runs there. A source run again
+//! after it gave up starts the kept migration over.
 
 mod common;
 
@@ -485,4 +486,64 @@ async fn the_operator_aborts_a_destination_whose_peer_never_opens_its_streams() 
     assert_eq!(destination.phase(), Phase::Aborted);
     assert!(!destination.activated());
     drop(silent);
+}
+
+/// A source that gave up after the link dropped (no resume: as when the link drops before the
+/// RESERVATION reaches it) is run again by its operator: the destination, which kept the
+/// migration, starts it over at once instead of refusing it until its grace period ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_run_again_after_a_dropped_link_starts_the_kept_migration_over() {
+    let setup = setup(1 << 20).await;
+    let mut first = source_session();
+    let mut destination = destination_session(Duration::from_secs(30));
+    let epoch = Instant::now();
+    let drive_setup = DriveSetup {
+        streams: &setup.streams,
+        driver: DriverConfig::default(),
+        epoch,
+    };
+    let started_over = AtomicU64::new(0);
+    let destination_side = async {
+        let mut connection = setup.listener.accept().await.unwrap();
+        let served = serve_destination(
+            &mut destination,
+            &setup.listener,
+            &mut connection,
+            drive_setup,
+            |_, _, event| {
+                if event == Event::StartedOver {
+                    started_over.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            },
+            std::future::pending(),
+        )
+        .await;
+        (served, connection)
+    };
+    let source_side = async {
+        let gives_up = ResumePolicy {
+            attempts: 0,
+            ..ResumePolicy::default()
+        };
+        let lost = setup.run_source(&mut first, drive_setup, gives_up).await;
+        setup.relay.restore();
+        // Run again: a new source session, the same certificate.
+        let mut again = source_session();
+        let sent = setup
+            .run_source(&mut again, drive_setup, ResumePolicy::default())
+            .await;
+        (lost, sent, again)
+    };
+    let ((served, _connection), (lost, sent, again)) =
+        bounded(async { tokio::join!(destination_side, source_side) }).await;
+    assert!(lost.is_err(), "{lost:?}");
+    assert_ne!(first.phase(), Phase::Done);
+    sent.unwrap();
+    served.unwrap();
+    assert_eq!(started_over.load(Ordering::SeqCst), 1);
+    assert!(destination.activated());
+    assert_eq!(again.phase(), Phase::Done);
+    assert!(destination.memory() == again.memory());
+    assert_eq!(destination.stats().resumes, 0);
 }

@@ -163,6 +163,9 @@ pub(crate) fn run(args: RecvArgs) -> CliResult {
                     Event::ConnectionInterrupted => {
                         bar.set_message("link lost: waiting for the source to resume");
                     }
+                    Event::StartedOver => {
+                        bar.set_message("the source started the migration over");
+                    }
                     Event::Resumed { next_iteration, .. } => {
                         bar.set_message(format!("resumed at iteration {}", next_iteration.0));
                     }

@@ -726,7 +726,15 @@ impl<M: DestinationMemory> DestinationSession<M> {
             // A resume names a migration this session does not hold: a fresh session, or
             // one whose link has not dropped.
             _ if source.resume && !resuming => Err(RefusalReason::UnknownMigration),
-            // A fresh migration cannot start over one that waits for its resume.
+            // A fresh HELLO for the kept migration, on a connection from the peer that started
+            // it (the transport hands a kept migration to no other), starts it over while its
+            // guest has not run here: that source lost the link before it knew the migration
+            // had begun, or gave up on it.
+            Ok(negotiated) if !source.resume && resuming && self.postcopy.is_none() => {
+                self.start_over();
+                Ok(negotiated)
+            }
+            // A fresh migration cannot replace one whose guest runs here.
             _ if !source.resume && resuming => Err(RefusalReason::Busy),
             Ok(negotiated) if resuming && !negotiated.features.contains(Features::RESUME) => {
                 Err(RefusalReason::UnknownMigration)
@@ -766,6 +774,18 @@ impl<M: DestinationMemory> DestinationSession<M> {
                 Err(SessionError::Refused(reason))
             }
         }
+    }
+
+    /// Drops the kept migration for a fresh one on the same reservation: besides what the
+    /// lost connection left (dropped when it was lost), the received set, the commit rounds and
+    /// the counters go. The memory keeps its content, which the new migration writes again,
+    /// and the hashes kept of it.
+    fn start_over(&mut self) {
+        self.interruption = None;
+        self.received = None;
+        self.commit_rounds = 0;
+        self.stats = DestinationStats::default();
+        self.core.emit(Event::StartedOver);
     }
 
     /// Answers a resume HELLO: the migration continues at `next_iteration`, and the source

@@ -83,6 +83,10 @@ pub enum Event {
     /// `SourceSession::resume`; the destination waits for the source's resume HELLO on a new
     /// connection, for at most its grace period. The guest does not run at the destination.
     ConnectionInterrupted,
+    /// Destination: a source sent a fresh HELLO (no resume flag) for the migration kept after
+    /// a dropped link, before its guest ran here, and the destination started the migration
+    /// over (spec/wire.md §5.3): what it kept is dropped, and every page comes again.
+    StartedOver,
     /// The migration continues on a new connection: RESUME sent (destination) or received
     /// (source).
     Resumed {
