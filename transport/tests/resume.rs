@@ -174,6 +174,32 @@ struct Setup {
 }
 
 impl Setup {
+    /// Accepts the source's connection and serves `destination` on it, taking the same peer
+    /// back after a loss; the destination's side of the tests. The connection comes back with
+    /// the result, to be kept open until the source has read the last answer.
+    async fn serve(
+        &self,
+        destination: &mut DestinationSession<InMemory>,
+        drive_setup: DriveSetup<'_>,
+        on_event: impl FnMut(
+            &mut DestinationSession<InMemory>,
+            Duration,
+            Event,
+        ) -> Result<(), SessionError>,
+    ) -> (Result<(), DriveError>, quinn::Connection) {
+        let mut connection = self.listener.accept().await.unwrap();
+        let served = serve_destination(
+            destination,
+            &self.listener,
+            &mut connection,
+            drive_setup,
+            on_event,
+            std::future::pending(),
+        )
+        .await;
+        (served, connection)
+    }
+
     /// Migrates `source` through the relay with the live guest writing, reconnecting as
     /// `policy` allows; the source's side of every test.
     async fn run_source(
@@ -255,25 +281,14 @@ async fn a_migration_cut_in_the_middle_resumes_and_completes_with_identical_memo
         setup.relay.restore();
     };
     let source_side = setup.run_source(&mut source, drive_setup, policy);
-    let destination_side = async {
-        let mut connection = setup.listener.accept().await.unwrap();
-        let served = serve_destination(
-            &mut destination,
-            &setup.listener,
-            &mut connection,
-            drive_setup,
-            |_, _, event| {
-                if event == Event::ConnectionInterrupted && setup.relay.is_cut() {
-                    noticed.store(true, Ordering::SeqCst);
-                }
-                Ok(())
-            },
-            std::future::pending(),
-        )
-        .await;
-        // Kept open until the source has read the last answer (dropped after the join).
-        (served, connection)
-    };
+    // The connection is kept open until the source has read the last answer (dropped after
+    // the join).
+    let destination_side = setup.serve(&mut destination, drive_setup, |_, _, event| {
+        if event == Event::ConnectionInterrupted && setup.relay.is_cut() {
+            noticed.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    });
     let (sent, (received, _connection), ()) =
         bounded(async { tokio::join!(source_side, destination_side, restorer) }).await;
     sent.unwrap();
@@ -307,16 +322,10 @@ async fn a_resume_after_the_grace_period_finds_no_migration_and_nothing_runs() {
     };
     let source_side = setup.run_source(&mut source, drive_setup, policy);
     let destination_side = async {
-        let mut connection = setup.listener.accept().await.unwrap();
-        let served = serve_destination(
-            &mut destination,
-            &setup.listener,
-            &mut connection,
-            drive_setup,
-            |_, _, _| Ok(()),
-            std::future::pending(),
-        )
-        .await;
+        // The lost connection is kept until the block ends, as the other tests keep theirs.
+        let (served, _lost) = setup
+            .serve(&mut destination, drive_setup, |_, _, _| Ok(()))
+            .await;
         // The listener stays up; the destination no longer holds the migration, so the
         // resume meets a session that never heard of it.
         setup.relay.restore();
@@ -405,25 +414,14 @@ async fn another_certificate_cannot_take_over_an_interrupted_migration() {
         (Refusal::from_connection_error(&closed), closed)
     };
     let source_side = setup.run_source(&mut source, drive_setup, policy);
-    let destination_side = async {
-        let mut connection = setup.listener.accept().await.unwrap();
-        let served = serve_destination(
-            &mut destination,
-            &setup.listener,
-            &mut connection,
-            drive_setup,
-            |_, _, event| {
-                if event == Event::ConnectionInterrupted && setup.relay.is_cut() {
-                    waiting.store(true, Ordering::SeqCst);
-                }
-                Ok(())
-            },
-            std::future::pending(),
-        )
-        .await;
-        // Kept open until the source has read the last answer (dropped after the join).
-        (served, connection)
-    };
+    // The connection is kept open until the source has read the last answer (dropped after
+    // the join).
+    let destination_side = setup.serve(&mut destination, drive_setup, |_, _, event| {
+        if event == Event::ConnectionInterrupted && setup.relay.is_cut() {
+            waiting.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    });
     let (sent, (received, _connection), (refusal, closed)) =
         bounded(async { tokio::join!(source_side, destination_side, intruder) }).await;
     assert_eq!(
@@ -503,24 +501,12 @@ async fn a_source_run_again_after_a_dropped_link_starts_the_kept_migration_over(
         epoch,
     };
     let started_over = AtomicU64::new(0);
-    let destination_side = async {
-        let mut connection = setup.listener.accept().await.unwrap();
-        let served = serve_destination(
-            &mut destination,
-            &setup.listener,
-            &mut connection,
-            drive_setup,
-            |_, _, event| {
-                if event == Event::StartedOver {
-                    started_over.fetch_add(1, Ordering::SeqCst);
-                }
-                Ok(())
-            },
-            std::future::pending(),
-        )
-        .await;
-        (served, connection)
-    };
+    let destination_side = setup.serve(&mut destination, drive_setup, |_, _, event| {
+        if event == Event::StartedOver {
+            started_over.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    });
     let source_side = async {
         let gives_up = ResumePolicy {
             attempts: 0,
