@@ -87,8 +87,9 @@ mod tests {
         }
     }
 
-    /// The versions a page goes through: random, edited, text, edited text, zero, and a copy
-    /// of another page; each encoding gets its turn.
+    /// The versions a page goes through: random, edited, text, edited text and zero (the
+    /// caller copies another page's versions onto the last page, for dedup); each encoding
+    /// gets its turn.
     fn versions(seed: u8) -> Vec<Vec<u8>> {
         let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
         let random: Vec<u8> = (0..PAGE)
